@@ -1,0 +1,63 @@
+"""`quads-search`: the command line. Each subcommand lives beside the code it drives.
+
+Exit codes: 0 success, 2 user error (one line naming file, key and value), 1 failure.
+`--debug` shows tracebacks instead of one-line errors.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from quads_search.errors import UserError
+
+# subcommand -> module that defines `add_parser(subparsers)`; each sets `func` on its parser.
+SUBCOMMANDS = {
+    "run": "quads_search.commands.run",
+    "train": "quads_search.commands.train",
+    "pareto": "quads_search.commands.pareto",
+    "profile": "quads_search.commands.profile",
+    "data": "quads_search.data.commands",
+    "evaluate": "quads_search.commands.evaluate",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 too; keep it one line
+        self.print_usage(sys.stderr)
+        print(f"quads-search: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="quads-search", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for module in SUBCOMMANDS.values():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"quads-search: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("quads-search: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure, not a user error: say what, exit 1
+        if args.debug:
+            raise
+        print(f"quads-search: failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

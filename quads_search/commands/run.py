@@ -1,0 +1,36 @@
+"""`quads-search run SPACE.yaml`: the sweep. Ray Tune runs Optuna's multi-objective search over the space."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from quads_search.config import load_sweep_config
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("run", help="run a sweep (Ray Tune + Optuna) over a search-space YAML",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("space", type=Path, help="search-space YAML (see search_spaces/)")
+    p.add_argument("--results-dir", type=Path, default=Path("results"),
+                   help="where <name>/trials.parquet and Ray Tune's state go (default: results)")
+    p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (overrides search.max_concurrent)")
+    p.add_argument("--address", help="join an existing Ray cluster (auto or HOST:PORT) instead of a local Ray")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --results-dir")
+    p.add_argument("--smoke", action="store_true", help="apply the YAML's `smoke` overrides (a few minutes)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted config key (repeatable), typed as YAML")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.num_samples is not None:
+        overrides.append(f"search.num_samples={args.num_samples}")
+    if args.max_concurrent is not None:
+        overrides.append(f"search.max_concurrent={args.max_concurrent}")
+    config = load_sweep_config(args.space, overrides, smoke=args.smoke)  # validated before Ray starts
+    from quads_search.sweep import run_sweep
+
+    run_sweep(config, args.results_dir, address=args.address, resume=args.resume)
+    return 0

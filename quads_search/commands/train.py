@@ -1,0 +1,44 @@
+"""`quads-search train SPACE.yaml`: one configuration (the YAML's base values), end to end."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from quads_search.config import load_sweep_config
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one configuration end to end (no search)",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("space", type=Path, help="search-space YAML; its base values are trained, `space` is ignored")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted config key (repeatable), typed as YAML")
+    p.add_argument("--smoke", action="store_true", help="apply the YAML's `smoke` overrides (about a minute)")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default results/<name>/train)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quads_search.train import run_quads
+
+    config = load_sweep_config(args.space, args.overrides, smoke=args.smoke).run_config()
+    out = args.out or Path("results") / config.name / "train"
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    metrics = run_quads(config, out, log=log)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(format_metrics(metrics))
+    return 0
+
+
+def format_metrics(metrics: dict) -> str:
+    rows = [("accuracy", "{:.4f}"), ("f1_macro", "{:.4f}"), ("valid_accuracy", "{:.4f}"), ("params_m", "{:.3f} M"),
+            ("gmacs", "{:.4f}"), ("gbitops", "{:.2f}"), ("size_mb", "{:.4f} MiB"),
+            ("size_mb_nominal", "{:.4f} MiB"), ("bits_avg", "{:.2f}")]
+    lines = [f"{name:16s} {fmt.format(metrics[name])}" for name, fmt in rows]
+    lines.append(f"{'model':16s} {metrics['model_path']}")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""A synthetic Fluent-Speech-Commands-format corpus spoken by eSpeak NG.
+
+Speakers are distinct (voice, variant) pairs with their own rate and pitch; each says every
+one of the 31 intents (in a random phrasing) plus extras, with random gain, background noise
+at a random SNR, and random leading/trailing silence. Splits are speaker-disjoint. The same
+size and seed give byte-identical files.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from quads_search.data import espeak
+from quads_search.data.atomic import publish_dir, staging_dir
+from quads_search.data.corpus import SPLITS
+from quads_search.data.fsc import csv_path, write_csv
+from quads_search.data.phrases import PHRASES, Intent
+from quads_search.errors import UserError
+
+Size = Literal["small", "default", "large"]
+SAMPLE_RATE = 16000
+MAX_SECONDS = 3.0
+MARKER = "synthetic.json"
+# size -> (train, valid, test speakers, clips per speaker); every speaker says all 31 intents
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "small": (14, 3, 3, 35), "default": (34, 7, 7, 62), "large": (68, 14, 14, 93)}
+VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+            "klatt3", "Alex", "Andy", "Annie", "Denis", "Gene", "Lee", "Michael", "Storm", "adam", "anika",
+            "antonio", "belinda", "benjamin", "david", "ed", "edward", "grandma", "grandpa", "linda", "max",
+            "michel", "paul", "quincy", "rob", "robert", "steph", "travis", "victor", "whisper", "zac"]
+RATES = range(140, 221, 10)  # words per minute
+PITCHES = range(25, 76, 5)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One planned clip: who says what, and where it goes."""
+
+    split: str
+    speaker: str
+    voice: str
+    rate: int
+    pitch: int
+    intent: Intent
+    text: str
+    path: str  # relative to the corpus root
+
+
+def _speakers(size: str, rng: np.random.Generator) -> list[tuple[str, str, int, int]]:
+    """(split, voice+variant, rate, pitch) per speaker; no voice+variant is used twice."""
+    n_train, n_valid, n_test, _ = SIZES[size]
+    pairs = [f"{v}+{var}" for v in VOICES for var in VARIANTS]
+    picked = rng.choice(len(pairs), n_train + n_valid + n_test, replace=False)
+    splits = ["train"] * n_train + ["valid"] * n_valid + ["test"] * n_test
+    return [(split, pairs[i], int(rng.choice(RATES)), int(rng.choice(PITCHES))) for split, i in zip(splits, picked)]
+
+
+def plan(size: str, seed: int) -> list[Utterance]:
+    """Every clip of a corpus, in a fixed order."""
+    rng = np.random.default_rng(seed)
+    intents = list(PHRASES)
+    per_speaker = SIZES[size][3]
+    out = []
+    for split, voice, rate, pitch in _speakers(size, rng):
+        speaker = f"{voice.replace('+', '_')}_r{rate}_p{pitch}"
+        said = np.concatenate([np.arange(len(intents)), rng.choice(len(intents), per_speaker - len(intents))])
+        for n, k in enumerate(rng.permutation(said)):
+            intent = intents[k]
+            text = str(rng.choice(PHRASES[intent]))
+            name = "-".join(intent).replace(" ", "_").lower()
+            path = f"wavs/speakers/{speaker}/{n:03d}-{name}.wav"
+            out.append(Utterance(split, speaker, voice, rate, pitch, intent, text, path))
+    return out
+
+
+def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit-RMS white, pink or brown noise."""
+    exponent = rng.choice([0.0, 1.0, 2.0])
+    length = 1 << (n - 1).bit_length()  # a power of two: FFTs of arbitrary lengths are slow
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    freqs = np.arange(len(spectrum), dtype=np.float64)
+    spectrum[1:] /= freqs[1:] ** (exponent / 2)
+    spectrum[0] = 0
+    noise = np.fft.irfft(spectrum, length)[:n]
+    return noise / np.sqrt(np.mean(noise ** 2))
+
+
+def render(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """16 kHz float speech -> an int16 clip with random level, placement and background noise."""
+    room = int(MAX_SECONDS * SAMPLE_RATE) - len(speech)
+    if room < 0:
+        raise RuntimeError(f"an utterance lasts {len(speech) / SAMPLE_RATE:.2f} s, over {MAX_SECONDS} s")
+    lead, trail = rng.uniform(0.05, 0.6), rng.uniform(0.05, 0.5)
+    scale = min(1.0, room / ((lead + trail) * SAMPLE_RATE))
+    lead, trail = int(lead * scale * SAMPLE_RATE), int(trail * scale * SAMPLE_RATE)
+    peak = 10 ** (rng.uniform(-20, -2) / 20)
+    speech = speech * (peak / max(float(np.abs(speech).max()), 1e-6))
+    clip = np.concatenate([np.zeros(lead), speech, np.zeros(trail)])
+    snr_db = rng.uniform(5, 35)
+    clip += _noise(rng, len(clip)) * np.sqrt(np.mean(speech ** 2) / 10 ** (snr_db / 10))
+    return np.round(np.clip(clip, -1, 1) * 32767).astype(np.int16)
+
+
+def _write_audio(root: Path, utterances: list[Utterance], seed: int) -> None:
+    """Speak, resample to 16 kHz, add nuisance (seeded per clip) and write every clip."""
+    resample = torchaudio.transforms.Resample(espeak.SAMPLE_RATE, SAMPLE_RATE)
+    requests = [(u.text, u.voice, u.rate, u.pitch) for u in utterances]
+    for index, (utterance, raw) in enumerate(zip(utterances, espeak.speak_fresh(requests))):
+        samples = torch.from_numpy(np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768)
+        clip = render(resample(samples).numpy().astype(np.float64), np.random.default_rng([seed, index]))
+        path = root / utterance.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, clip, SAMPLE_RATE, subtype="PCM_16")
+
+
+def _write_csvs(root: Path, utterances: list[Utterance]) -> None:
+    for split in SPLITS:
+        rows = [{"path": u.path, "speakerId": u.speaker, "transcription": u.text[0].upper() + u.text[1:],
+                 "action": u.intent[0], "object": u.intent[1], "location": u.intent[2]}
+                for u in utterances if u.split == split]
+        write_csv(csv_path(root, split), rows)
+
+
+def _is_complete(out_dir: Path, size: str, seed: int) -> bool:
+    """True if out_dir holds this corpus; False if absent or empty; UserError if it holds something else."""
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        return False
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        raise UserError(f"{out_dir}: exists but is not a complete synthetic corpus (no {MARKER}); "
+                        "remove it or choose another directory")
+    found = json.loads(marker.read_text())
+    if (found["size"], found["seed"]) != (size, seed):
+        raise UserError(f"{out_dir}: holds the synthetic corpus of size {found['size']!r} seed {found['seed']}, "
+                        f"not size {size!r} seed {seed}; choose another directory")
+    return True
+
+
+def synthesize_corpus(out_dir: Path, size: Size, seed: int) -> Path:
+    """Generate (or reuse, if already complete) the corpus at out_dir; returns out_dir."""
+    if size not in SIZES:
+        raise UserError(f"unknown synthetic corpus size {size!r}; known: {list(SIZES)}")
+    out_dir = Path(out_dir).expanduser()
+    if _is_complete(out_dir, size, seed):
+        return out_dir
+    utterances = plan(size, seed)
+    staging = staging_dir(out_dir)
+    try:
+        _write_audio(staging, utterances, seed)
+        _write_csvs(staging, utterances)
+        counts = {split: sum(u.split == split for u in utterances) for split in SPLITS}
+        (staging / MARKER).write_text(json.dumps({"size": size, "seed": seed, "clips": counts}, indent=1) + "\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not publish_dir(staging, out_dir):
+        _is_complete(out_dir, size, seed)  # another process finished first: check it is the same corpus
+    return out_dir

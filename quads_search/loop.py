@@ -1,0 +1,106 @@
+"""The pieces of a training loop every stage shares: optimizers, batches, one epoch, evaluation."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from quads_search.data import FeatureSplit, spec_augment
+from quads_search.metrics import accuracy, f1_macro
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss became NaN or inf: the trial is failed rather than trained on garbage."""
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """What `make_optimizer` needs; StageConfig and PretuneConfig both provide it."""
+
+    optimizer: str
+    lr: float
+    head_lr: float
+    momentum: float = 0.9
+    cosine: bool = True
+
+
+def make_optimizer(encoder_params: list[nn.Parameter], head_params: list[nn.Parameter], spec: OptimSpec,
+                   total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """Two parameter groups (encoder at `lr`, head at `head_lr`) and a cosine or constant schedule."""
+    groups = [{"params": encoder_params, "lr": spec.lr}, {"params": head_params, "lr": spec.head_lr}]
+    if spec.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, momentum=spec.momentum)
+    elif spec.optimizer == "adam":
+        optimizer = torch.optim.Adam(groups)
+    else:
+        optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    if spec.cosine:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return optimizer, scheduler
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """Index batches: shuffled with `generator`, in order without one."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def train_epoch(model: nn.Module, split: FeatureSplit, batch_size: int, generator: torch.Generator,
+                device: torch.device, augment: bool,
+                step_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                after_step: Callable[[], None] | None = None) -> float:
+    """One pass over `split`; `step_loss(logits, z, labels, index)` gives the loss. Returns its mean."""
+    model.train()
+    total, count = 0.0, 0
+    for index in batches(len(split), batch_size, generator):
+        features = split.features[index].to(device).float()
+        if augment:
+            features = spec_augment(features, generator)
+        labels = split.labels[index].to(device)
+        logits, z = model(features)
+        loss = step_loss(logits, z, labels, index)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {loss.item()} after {count} batches")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if after_step is not None:
+            after_step()
+        total, count = total + loss.item() * len(index), count + len(index)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: FeatureSplit, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Predicted class of every example, in order."""
+    model.eval()
+    out = [model(split.features[index].to(device).float())[0].argmax(dim=1).cpu()
+           for index in batches(len(split), batch_size, None)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def embeddings(model: nn.Module, split: FeatureSplit, batch_size: int, device: torch.device) -> torch.Tensor:
+    """The pooled embedding z of every example, in order, on the CPU."""
+    model.eval()
+    return torch.cat([model(split.features[index].to(device).float())[1].cpu()
+                      for index in batches(len(split), batch_size, None)])
+
+
+def evaluate(model: nn.Module, split: FeatureSplit, batch_size: int, device: torch.device,
+             num_classes: int) -> dict[str, float]:
+    """Accuracy and macro F1 on `split`."""
+    predictions = predict(model, split, batch_size, device)
+    return {"accuracy": accuracy(predictions, split.labels),
+            "f1_macro": f1_macro(predictions, split.labels, num_classes)}

@@ -1,0 +1,32 @@
+"""The QUADS losses. Each stage combines them with its `LossWeights` (see schedule.py)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from quads_search.config import LossWeights
+
+
+def l1_distill(student_z: torch.Tensor, teacher_z: torch.Tensor) -> torch.Tensor:
+    """L_1: ||z_Ω − z_Φ||_1 per example (summed over features), averaged over the batch.
+
+    The batch mean (rather than the paper's sum over examples) keeps the weight's meaning
+    independent of the batch size.
+    """
+    return (teacher_z - student_z).abs().sum(dim=1).mean()
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L_GT: cross-entropy of the intent logits against the labels."""
+    return F.cross_entropy(logits, labels)
+
+
+def combine(weights: LossWeights, *, l1: torch.Tensor | None, ce: torch.Tensor,
+            centroid: torch.Tensor | None) -> torch.Tensor:
+    """w_l1·L_1 + w_ce·L_GT + w_centroid·L_centroid, skipping terms with zero weight or no value."""
+    total = weights.ce * ce
+    if weights.l1 and l1 is not None:
+        total = total + weights.l1 * l1
+    if weights.centroid and centroid is not None:
+        total = total + weights.centroid * centroid
+    return total

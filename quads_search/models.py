@@ -1,0 +1,96 @@
+"""Whisper-encoder intent classifiers: the teacher Ω and the student Φ share this module.
+
+A model is a transformers `WhisperEncoder`, mean-pooled over time to one embedding z,
+plus a linear intent head. It comes from a pretrained id or local path, a preset with
+Whisper's published shape, or an explicit shape (randomly initialised).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import WhisperConfig
+from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
+
+from quads_search.config import ModelConfig
+from quads_search.errors import UserError
+
+# Published Whisper encoder shapes: d_model, layers, heads, ffn.
+PRESETS = {
+    "whisper-tiny": (384, 4, 6, 1536),
+    "whisper-base": (512, 6, 8, 2048),
+    "whisper-small": (768, 12, 12, 3072),
+    "whisper-medium": (1024, 24, 16, 4096),
+    "whisper-large": (1280, 32, 20, 5120),
+}
+N_MELS = 80
+
+
+def encoder_arch(cfg: ModelConfig, frames: int) -> dict:
+    """The WhisperConfig (as a dict) of the encoder `cfg` describes, for `frames` mel frames."""
+    if cfg.pretrained:
+        try:
+            whisper = WhisperConfig.from_pretrained(cfg.pretrained)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"pretrained={cfg.pretrained!r}: cannot read its config: {exc}") from None
+        arch = whisper.to_dict()
+        if frames // 2 > whisper.max_source_positions:
+            raise UserError(f"dataset.seconds: {frames / 100:g} s is longer than {cfg.pretrained} accepts")
+    else:
+        d_model, layers, heads, ffn = PRESETS[cfg.preset] if cfg.preset else (cfg.d_model, cfg.layers, cfg.heads, cfg.ffn)
+        arch = dict(d_model=d_model, encoder_layers=layers, encoder_attention_heads=heads, encoder_ffn_dim=ffn,
+                    decoder_layers=1, decoder_attention_heads=heads, decoder_ffn_dim=ffn,
+                    dropout=cfg.dropout, num_mel_bins=N_MELS)
+    arch["max_source_positions"] = frames // 2
+    return arch
+
+
+class SLUModel(nn.Module):
+    """Whisper encoder -> mean over time -> linear intent head."""
+
+    def __init__(self, arch: dict, num_classes: int):
+        super().__init__()
+        self.arch = dict(arch)
+        self.encoder = WhisperEncoder(WhisperConfig(**arch))
+        self.head = nn.Linear(self.encoder.config.d_model, num_classes)
+
+    @property
+    def width(self) -> int:
+        return self.encoder.config.d_model
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """z: the encoder's output averaged over time, [batch, d_model]."""
+        return self.encoder(features).last_hidden_state.mean(dim=1)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(intent logits, embedding z)."""
+        z = self.embed(features)
+        return self.head(z), z
+
+
+def build_model(cfg: ModelConfig, num_classes: int, frames: int) -> SLUModel:
+    """A model with pretrained encoder weights where `cfg.pretrained` is set, else random."""
+    arch = encoder_arch(cfg, frames)
+    model = SLUModel(arch, num_classes)
+    if cfg.pretrained:
+        pretrained = WhisperEncoder.from_pretrained(cfg.pretrained)
+        state = pretrained.state_dict()
+        state["embed_positions.weight"] = state["embed_positions.weight"][: arch["max_source_positions"]]
+        model.encoder.load_state_dict(state)
+    return model
+
+
+def model_from_arch(arch: dict, num_classes: int) -> SLUModel:
+    """Rebuild a model from a saved architecture; the sinusoidal positions are regenerated."""
+    model = SLUModel(arch, num_classes)
+    with torch.no_grad():
+        model.encoder.embed_positions.weight.copy_(sinusoids(*model.encoder.embed_positions.weight.shape))
+    return model
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """#Params as the paper counts them: trainable encoder + head (fixed positions excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

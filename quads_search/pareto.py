@@ -1,0 +1,139 @@
+"""Pareto analysis of sweep results: plain functions over arrays and DataFrames.
+
+Objectives are (metric, mode) pairs; internally every objective is turned into one to
+minimise (max-objectives are negated), so "dominates" has one meaning everywhere.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quads_search.errors import UserError
+from quads_search.results import TRIALS_FILE, to_frame
+
+Objectives = list[tuple[str, str]]
+DEFAULT_OBJECTIVES: Objectives = [("accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
+
+
+def parse_objectives(text: str) -> Objectives:
+    """`accuracy:max,size_mb:min` -> [("accuracy", "max"), ("size_mb", "min")]."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        metric, _, mode = part.partition(":")
+        if mode not in ("max", "min"):
+            raise UserError(f"--objectives: {part!r} must be metric:max or metric:min")
+        out.append((metric, mode))
+    if not out:
+        raise UserError("--objectives: name at least one metric:mode")
+    return out
+
+
+def non_dominated(costs: np.ndarray) -> np.ndarray:
+    """Mask of the rows of `costs` (all minimised) that no other row dominates."""
+    n = len(costs)
+    keep = np.ones(n, dtype=bool)
+    for i in range(n):
+        no_worse = (costs <= costs[i]).all(axis=1)
+        better = (costs < costs[i]).any(axis=1)
+        keep[i] = not (no_worse & better).any()
+    return keep
+
+
+def to_costs(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+    return np.column_stack([frame[m].to_numpy(float) * (-1 if mode == "max" else 1) for m, mode in objectives])
+
+
+def hypervolume_2d(costs: np.ndarray, reference: np.ndarray) -> float:
+    """Area dominated by the points (both minimised) and bounded by `reference`."""
+    inside = costs[(costs < reference).all(axis=1)]
+    if len(inside) == 0:
+        return 0.0
+    front = inside[non_dominated(inside)]
+    front = front[np.argsort(front[:, 0])]
+    area, previous_y = 0.0, reference[1]
+    for x, y in front:
+        area += (reference[0] - x) * (previous_y - y)
+        previous_y = y
+    return float(area)
+
+
+def reference_point(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+    """The documented reference: 0 for a max-metric (accuracy), 1.1 x the largest value for a min-metric."""
+    return np.array([0.0 if mode == "max" else 1.1 * float(frame[m].max()) for m, mode in objectives])
+
+
+def front(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
+    """The non-dominated finished trials, best first by the first objective."""
+    mask = non_dominated(to_costs(frame, objectives))
+    first, mode = objectives[0]
+    return frame[mask].sort_values(first, ascending=(mode == "min"))
+
+
+def select(frame: pd.DataFrame, *, max_size_mb: float | None = None, max_gmacs: float | None = None,
+           min_accuracy: float | None = None) -> pd.DataFrame:
+    """The most accurate trial that fits every budget (empty if none does)."""
+    fits = pd.Series(True, index=frame.index)
+    if max_size_mb is not None:
+        fits &= frame["size_mb"] <= max_size_mb
+    if max_gmacs is not None:
+        fits &= frame["gmacs"] <= max_gmacs
+    if min_accuracy is not None:
+        fits &= frame["accuracy"] >= min_accuracy
+    return frame[fits].sort_values(["accuracy", "size_mb"], ascending=[False, True]).head(1)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def load_trials(root: Path, warn=print) -> pd.DataFrame:
+    """Every trial of every experiment under `root` (or `root` itself as one experiment)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such results directory")
+    experiments = sorted({p.parent for p in root.glob(f"*/{TRIALS_FILE}")} |
+                         {p.parent for p in root.glob("*/experiment_state-*.json")} |
+                         ({root} if (root / TRIALS_FILE).exists() or any(root.glob("experiment_state-*.json")) else set()))
+    if not experiments:
+        raise UserError(f"{root}: holds no experiment (no {TRIALS_FILE} and no Ray Tune experiment state)")
+    frames = [_read_experiment(d, warn) for d in experiments]
+    return pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+
+
+def _read_experiment(directory: Path, warn) -> pd.DataFrame:
+    path = directory / TRIALS_FILE
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable parquet: fall back to Tune's own records
+        reason = "is missing" if not path.exists() else f"is unreadable ({type(exc).__name__})"
+        warn(f"warning: {path} {reason}; reading Ray Tune's per-trial results in {directory} instead")
+        frame = _from_tune_results(directory)
+    if "experiment" not in frame or frame["experiment"].isna().all():
+        frame["experiment"] = directory.name
+    return frame
+
+
+def _from_tune_results(directory: Path) -> pd.DataFrame:
+    from quads_search.sweep_progress import trial_row
+
+    rows = []
+    for result_file in sorted(directory.glob("*/result.json")):
+        lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        final = [r for r in lines if "status" in r]
+        if final:
+            last = final[-1]
+            rows.append(trial_row(last["trial_id"], directory.name, last.get("config", {}), last))
+    return to_frame(rows)
+
+
+def finished(frame: pd.DataFrame, objectives: Objectives, source: Path) -> pd.DataFrame:
+    """Finished trials with every objective present; a clear error where there are none."""
+    missing = [m for m, _ in objectives if m not in frame.columns]
+    if missing:
+        raise UserError(f"{source}: the results have no column {missing[0]!r} (objectives: {objectives})")
+    done = frame[frame["status"] == "finished"].dropna(subset=[m for m, _ in objectives])
+    if done.empty:
+        raise UserError(f"{source}: no finished trials with {[m for m, _ in objectives]} to compare")
+    return done.reset_index(drop=True)

@@ -1,0 +1,68 @@
+"""Cost of a student without training: params, GMACs, GBitOPs, sizes, average bits.
+
+Profiling runs on the meta device, so even Whisper-large costs no memory or time.
+MACs are PyTorch's FLOP count / 2 (matmul, linear, conv, attention), as torchprofile counts.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quads_search.models import N_MELS, SLUModel
+from quads_search.quant import quantizable_weights, size_report
+
+
+def count_macs(model: nn.Module, frames: int) -> tuple[float, dict[str, float]]:
+    """(total MACs, MACs per weighted module) of one forward pass on a [1, 80, frames] input."""
+    per_module: dict[str, float] = {}
+    names = {module: name for name, module in model.named_modules()}
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        weight = module.weight
+        per_module[names[module]] = output.numel() * weight[0].numel()  # each output: one dot product
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
+    device = next(model.parameters()).device
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(1, N_MELS, frames, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counter.get_total_flops() / 2, per_module
+
+
+def cost_report(model: SLUModel, bits: dict[str, int], frames: int, activation_bits: int = 32) -> dict:
+    """params_m, gmacs, gbitops, size_mb, size_mb_nominal, bits_avg for `model` at `bits`.
+
+    GBitOPs sums MACs x weight bits x activation bits over weighted layers; the
+    activation-by-activation attention products count activation bits twice.
+    """
+    meta = _on_meta(model)
+    total, per_module = count_macs(meta, frames)
+    weight_names = {f"{name}": readable for readable, name in _module_names(meta).items()}
+    bitops = 0.0
+    for module_name, macs in per_module.items():
+        bitops += macs * bits.get(weight_names[module_name], 32) * activation_bits
+    bitops += (total - sum(per_module.values())) * activation_bits * activation_bits
+    report = size_report(model, bits)
+    report.update(gmacs=total / 1e9, gbitops=bitops / 1e9)
+    return report
+
+
+def _module_names(model: nn.Module) -> dict[str, str]:
+    """readable tensor name (as bit specs use) -> module name."""
+    return {readable: param_name.removesuffix(".weight")
+            for readable, param_name in _readable_to_param(model).items()}
+
+
+def _readable_to_param(model: nn.Module) -> dict[str, str]:
+    params = {id(p): n for n, p in model.named_parameters()}
+    return {readable: params[id(p)] for readable, p in quantizable_weights(model).items()}
+
+
+def _on_meta(model: SLUModel) -> SLUModel:
+    """A weightless copy of `model` for counting."""
+    with torch.device("meta"):
+        return SLUModel(model.arch, model.num_classes)

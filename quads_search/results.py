@@ -1,0 +1,74 @@
+"""Tidy sweep results: one row per trial in `<experiment>/trials.parquet`.
+
+Each finished trial's row is first written as its own JSON file (atomically), then the
+parquet is rebuilt from all rows and swapped in by rename. A killed sweep therefore loses
+no finished trial, a re-run trial replaces its row (one row per trial id), and a damaged
+parquet can always be rebuilt from the row files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from quads_search.cache import write_json
+
+METRIC_COLUMNS = ("accuracy", "f1_macro", "valid_accuracy", "size_mb", "size_mb_nominal", "gmacs", "gbitops",
+                  "params_m", "bits_avg")
+BASE_COLUMNS = ("trial_id", "experiment", "status", "node_id", "wall_s", *METRIC_COLUMNS, "error", "model_path")
+TRIALS_FILE = "trials.parquet"
+
+
+class TrialTable:
+    """The rows of one experiment directory."""
+
+    def __init__(self, experiment_dir: Path):
+        self.dir = Path(experiment_dir)
+        self.rows_dir = self.dir / "rows"
+
+    def record(self, row: dict) -> None:
+        """Add or replace the row of `row['trial_id']`, then rewrite the parquet."""
+        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.rows_dir / f"{row['trial_id']}.json", _clean(row))
+        self.write_parquet()
+
+    def rows(self) -> list[dict]:
+        if not self.rows_dir.is_dir():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(self.rows_dir.glob("*.json"))]
+
+    def trial_ids(self) -> set[str]:
+        return {p.stem for p in self.rows_dir.glob("*.json")} if self.rows_dir.is_dir() else set()
+
+    def write_parquet(self) -> None:
+        frame = to_frame(self.rows())
+        tmp = self.dir / f".{TRIALS_FILE}.tmp"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, self.dir / TRIALS_FILE)
+
+
+def to_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows as a DataFrame with the base columns first, then `param.*` sorted."""
+    frame = pd.DataFrame(rows)
+    for column in BASE_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    params = sorted(c for c in frame.columns if c.startswith("param."))
+    rest = sorted(set(frame.columns) - set(BASE_COLUMNS) - set(params))
+    for column in params:  # mixed types (e.g. a choice of ints and strings) would break parquet
+        if frame[column].map(type).nunique() > 1:
+            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
+    return frame[list(BASE_COLUMNS) + params + rest]
+
+
+def _clean(row: dict) -> dict:
+    """JSON-safe: NaN/inf become None (parquet null), tuples become lists."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out

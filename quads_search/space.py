@@ -1,0 +1,80 @@
+"""The searched parameters: names, distributions, and how a sample becomes a run config.
+
+A parameter name is a dotted config key (`training.alpha`, `student.layers`,
+`training.schedule.cycles`) or a bit allocation: `bits.default` sets
+`quantization.bits`, `bits.<tensor or re:regex>` adds a `quantization.overrides` entry.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from quads_search.config import ParamSpace, RunConfig, SweepConfig, build, set_dotted, to_dict
+from quads_search.errors import ConfigError, UserError
+
+RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
+
+
+def config_key(name: str) -> str:
+    """The dotted config key a parameter sets."""
+    if name == "bits.default":
+        return "quantization.bits"
+    if name.startswith("bits."):
+        return "quantization.overrides." + name[len("bits."):]
+    return name
+
+
+def apply_params(base: RunConfig, params: dict[str, Any], source: str = "<trial>") -> RunConfig:
+    """`base` with every sampled parameter set, validated."""
+    raw = to_dict(base)
+    for name, value in params.items():
+        set_dotted(raw, config_key(name), value, source)
+    return build(RunConfig, raw, source)
+
+
+def extreme_values(param: ParamSpace) -> list[Any]:
+    """Every choice, or both ends of a range: the values worth validating up front."""
+    if param.choice is not None:
+        return list(param.choice)
+    return list(param.uniform or param.loguniform or param.int)
+
+
+def check_space(config: SweepConfig) -> list[str]:
+    """Problems with `space`: unknown targets, values the config rejects, bits that match nothing."""
+    problems = []
+    base = config.run_config()
+    for name, param in config.space.items():
+        section = config_key(name).split(".")[0]
+        if section not in RUN_SECTIONS:
+            problems.append(f"space.{name}: must set a key under {list(RUN_SECTIONS)} or bits.*")
+            continue
+        for value in extreme_values(param):
+            try:
+                apply_params(base, {name: value}, f"space.{name}")
+            except ConfigError as exc:
+                problems += [f"space.{name}={value!r}: {p}" for p in exc.problems]
+            except UserError as exc:
+                problems.append(f"space.{name}={value!r}: {exc}")
+    if not problems:
+        problems += _check_bit_targets(base, [n for n in config.space if n.startswith("bits.")])
+    return problems
+
+
+def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
+    """Every override and searched `bits.*` name must match a weight of the base student."""
+    from quads_search.models import SLUModel, encoder_arch
+    from quads_search.quant import quantizable_weights, resolve_bits
+
+    with torch.device("meta"):
+        model = SLUModel(encoder_arch(base.student, round(base.dataset.seconds * 100)), 2)
+    names = list(quantizable_weights(model))
+    problems = []
+    targets = {f"quantization.overrides.{k}": k for k in base.quantization.overrides}
+    targets.update({f"space.{n}": n[len("bits."):] for n in searched if n != "bits.default"})
+    for where, key in targets.items():
+        try:
+            resolve_bits(names, 32, {key: 4})
+        except UserError as exc:
+            problems.append(f"{where}: {exc}")
+    return problems

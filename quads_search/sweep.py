@@ -1,0 +1,144 @@
+"""The sweep: validated SweepConfig -> Optuna (through Ray Tune's OptunaSearch) -> trials -> results/.
+
+This is the only library module that imports Ray. The driver builds every shared cache
+(corpus, features, pre-tuned teacher and student) before Ray starts, so trials only load.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import optuna
+import ray
+import yaml
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from quads_search.config import SweepConfig, to_dict
+from quads_search.errors import UserError
+from quads_search.results import TrialTable
+from quads_search.sweep_progress import TrialRecorder, reconcile, summary
+
+
+class QuadsOptunaSearch(OptunaSearch):
+    """OptunaSearch that fails (rather than loses) trials without every objective, and feeds
+    constraint values to the sampler before the trial is told."""
+
+    def __init__(self, *args, constraints: dict[str, float], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._constraints = constraints
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        values = [(result or {}).get(m) for m in self.metric]
+        complete = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and complete and self._constraints:
+            ot_trial.set_user_attr("constraints", [result[m] - bound for m, bound in self._constraints.items()])
+        super().on_trial_complete(trial_id, result if complete else None, error=error or not complete)
+
+
+def _distribution(param) -> optuna.distributions.BaseDistribution:
+    if param.choice is not None:
+        return optuna.distributions.CategoricalDistribution(param.choice)
+    if param.int is not None:
+        return optuna.distributions.IntDistribution(*param.int)
+    low, high = param.uniform or param.loguniform
+    return optuna.distributions.FloatDistribution(low, high, log=param.loguniform is not None)
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return trial.user_attrs.get("constraints", [])
+
+
+def make_searcher(config: SweepConfig, experiment_dir: Path, max_concurrent: int) -> ConcurrencyLimiter:
+    """Seeded multi-objective OptunaSearch whose study lives in a journal beside the results."""
+    search = config.search
+    constraints = dict(search.constraints)
+    kwargs = {"seed": search.seed, "constraints_func": _constraints_func if constraints else None}
+    if search.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(population_size=max(4, min(20, search.num_samples // 3)), **kwargs)
+    elif search.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, search.num_samples // 3)), **kwargs)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=search.seed)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(experiment_dir / "optuna.journal")))
+    searcher = QuadsOptunaSearch(
+        space={name: _distribution(p) for name, p in config.space.items()},
+        metric=list(search.objectives), mode=list(search.objectives.values()), sampler=sampler,
+        study_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage=storage, constraints=constraints)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def start_ray(address: str | None, log) -> None:
+    """Join `address`, or start a local Ray whose every process and dashboard stay on 127.0.0.1."""
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        log(f"joined the Ray cluster at {address}; its dashboard shows the trials")
+        return
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keeps Ray's processes on loopback
+    context = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+                       configure_logging=False)
+    url = context.dashboard_url or "(dashboard unavailable)"
+    log(f"Ray dashboard: http://{url}  (sign in with the token from `ray get-auth-token`)")
+
+
+def trainable(config: SweepConfig, experiment_dir: Path):
+    from trainables import quads_trial
+
+    resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
+    base = to_dict(config.run_config())
+    return tune.with_resources(tune.with_parameters(quads_trial, base=base, experiment_dir=str(experiment_dir)),
+                               resources)
+
+
+def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = None, resume: bool = False,
+              log=print) -> Path:
+    """Run (or resume) the sweep; returns the experiment directory holding trials.parquet."""
+    results_dir = results_dir.resolve()
+    experiment_dir = results_dir / config.name
+    _check_experiment_dir(experiment_dir, resume)
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (experiment_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    from quads_search.train import prepare
+
+    log("preparing shared data and pre-tuned models (cached after the first run)")
+    prepare(config.run_config(), log)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state on disk within a second
+    start_ray(address, log)
+    try:
+        table = TrialTable(experiment_dir)
+        recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log)
+        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume)
+        grid = tuner.fit()
+        reconcile(grid, table, config.name)
+        summary(table, experiment_dir, log)
+    finally:
+        ray.shutdown()
+    return experiment_dir
+
+
+def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool) -> tune.Tuner:
+    fn = trainable(config, experiment_dir)
+    if resume:
+        return tune.Tuner.restore(str(experiment_dir), fn, resume_unfinished=True, resume_errored=False)
+    run_config = tune.RunConfig(
+        name=config.name, storage_path=str(results_dir), callbacks=[recorder], verbose=0,
+        failure_config=tune.FailureConfig(max_failures=config.search.max_retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+    tune_config = tune.TuneConfig(search_alg=make_searcher(config, experiment_dir, config.search.max_concurrent),
+                                  num_samples=config.search.num_samples, reuse_actors=False)
+    return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+
+
+def _check_experiment_dir(experiment_dir: Path, resume: bool) -> None:
+    has_state = any(experiment_dir.glob("experiment_state-*.json")) if experiment_dir.is_dir() else False
+    if resume and not has_state:
+        raise UserError(f"--resume: {experiment_dir} holds no sweep to resume")
+    if not resume and experiment_dir.is_dir() and any(experiment_dir.iterdir()):
+        raise UserError(f"{experiment_dir} already holds results: pass --resume to continue that sweep, "
+                        f"or choose another --results-dir or --set name=...")

@@ -1,0 +1,78 @@
+"""The frozen teacher's side of distillation: cached embeddings and the width reduction.
+
+The teacher is frozen, so its pooled embedding of every training clip is computed once
+(cached on disk) and a trial never runs the teacher's forward pass. SpecAugment, where
+enabled, applies to the student's input only; the teacher embeds the clean clip.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from quads_search.cache import cached_dir, digest
+from quads_search.config import RunConfig
+from quads_search.data import FeatureData
+from quads_search.loop import embeddings
+from quads_search.pretune import Log, pretuned_model
+
+
+def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device,
+                       log: Log) -> torch.Tensor:
+    """z_Ω of every training clip, [N_train, teacher width], from the (cached) pre-tuned teacher."""
+    teacher_cfg = cfg.teacher
+    key = digest("teacher-z", _teacher_key(cfg), data.key)
+
+    def build(out: Path) -> None:
+        teacher, _ = pretuned_model("teacher", teacher_cfg, teacher_cfg.pretune, data, cache, seed=cfg.training.seed,
+                                    batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
+                                    device=device, log=log)
+        log("computing the teacher's embeddings of the training split (once)")
+        z = embeddings(teacher, data.train, cfg.training.eval_batch_size, device)
+        save_file({"z": z.contiguous()}, str(out / "z.safetensors"))
+
+    return load_file(str(cached_dir(cache, "teacher-embeddings", key, build) / "z.safetensors"))["z"]
+
+
+def _teacher_key(cfg: RunConfig) -> tuple:
+    import dataclasses
+
+    return (dataclasses.asdict(cfg.teacher), cfg.training.seed, cfg.training.batch_size, cfg.dataset.spec_augment)
+
+
+def maxpool_dilation(teacher_width: int, student_width: int) -> int | None:
+    """The dilation d for which MaxPool1d(3, stride 2, dilation d) maps teacher to student width.
+
+    The authors' code uses d = 128 for 1280 -> 512. None where no dilation fits.
+    """
+    for d in range(1, teacher_width):
+        out = (teacher_width - 2 * d - 1) // 2 + 1
+        if out == student_width:
+            return d
+        if out < student_width:
+            return None
+    return None
+
+
+class WidthReducer(nn.Module):
+    """Maps z_Ω to the student's width: the authors' dilated max-pool where it fits, else linear."""
+
+    def __init__(self, teacher_width: int, student_width: int, method: str):
+        super().__init__()
+        self.dilation = maxpool_dilation(teacher_width, student_width) if method == "maxpool" else None
+        self.identity = teacher_width == student_width
+        self.pool = nn.MaxPool1d(3, stride=2, dilation=self.dilation) if self.dilation else None
+        self.project = None if (self.pool or self.identity) else nn.Linear(teacher_width, student_width)
+
+    @property
+    def kind(self) -> str:
+        return "identity" if self.identity else "maxpool" if self.pool else "linear"
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.identity:
+            return z
+        if self.pool is not None:
+            return self.pool(z.unsqueeze(1)).squeeze(1)
+        return self.project(z)

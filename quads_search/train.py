@@ -1,0 +1,175 @@
+"""One QUADS run, end to end, in plain PyTorch (no Ray): what every sweep trial executes.
+
+  1. features of the dataset (cached), the teacher's embeddings (cached, teacher pre-tuned once)
+  2. the pre-tuned student (cached per student shape)
+  3. the schedule's stages in order (distill / quantize / joint), a checkpoint after each
+  4. a final snap if the schedule ended unquantized, then test metrics, costs, packed export
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from quads_search.cache import cache_root, write_json
+from quads_search.config import RunConfig, StageConfig, to_dict
+from quads_search.data import FeatureData, load_features
+from quads_search.export import save_model
+from quads_search.loop import OptimSpec, evaluate, make_optimizer, steps_per_epoch, train_epoch
+from quads_search.losses import combine, cross_entropy, l1_distill
+from quads_search.models import SLUModel
+from quads_search.pretune import Log, pretuned_model
+from quads_search.profile import cost_report
+from quads_search.quant import Quantizer, make_quantizer
+from quads_search.schedule import resolve_schedule
+from quads_search.teacher import WidthReducer, teacher_embeddings
+
+StageCallback = Callable[[dict, Callable[[Path], None]], None]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything a run needs before its schedule starts; all of it comes from caches."""
+
+    data: FeatureData
+    teacher_z: torch.Tensor
+    student: SLUModel
+    pretune_record: dict
+    device: torch.device
+
+
+def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
+    """Corpus, features, pre-tuned teacher and its embeddings, pre-tuned student: built once, cached."""
+    device = pick_device(cfg.training.device)
+    cache = cache_root(cfg.cache_dir)
+    data = load_features(cfg.dataset, cache)
+    teacher_z = teacher_embeddings(cfg, data, cache, device, log)
+    student, record = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache,
+                                     seed=cfg.training.seed, batch_size=cfg.training.batch_size,
+                                     augment=cfg.dataset.spec_augment, device=device, log=log)
+    return Prepared(data, teacher_z, student, record, device)
+
+
+class QuadsRun:
+    """The state of one run between stages: student, quantizer, reducer, history."""
+
+    def __init__(self, cfg: RunConfig, prepared: Prepared, log: Log = print):
+        self.cfg, self.p, self.log = cfg, prepared, log
+        self.stages = resolve_schedule(cfg.training)
+        self.model = prepared.student
+        torch.manual_seed(cfg.training.seed)
+        self.reducer = WidthReducer(prepared.teacher_z.shape[1], self.model.width, cfg.teacher.reduce).to(prepared.device)
+        self.quantizer: Quantizer = make_quantizer(self.model, cfg.quantization)
+        self.active = False  # weights live on the quantizer's grid (or are pulled to it)
+        self.history: list[dict] = []
+
+    # -- stages --------------------------------------------------------------------------
+    def run_stage(self, index: int) -> dict:
+        stage = self.stages[index]
+        start = time.perf_counter()
+        if stage.stage in ("quantize", "joint") and not self.active:
+            self.quantizer.attach()
+            self.active = True
+        elif stage.stage in ("distill", "pretune"):
+            self.active = False
+        loss = self._train(stage, index) if stage.epochs else float("nan")
+        if stage.stage == "joint":
+            self.quantizer.snap()
+        valid = evaluate(self.model, self.p.data.valid, self.cfg.training.eval_batch_size, self.p.device,
+                         len(self.p.data.intents))
+        record = {"stage": index + 1, "kind": stage.stage, "epochs": stage.epochs, "loss": loss,
+                  "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"],
+                  "quantized": self.active, "seconds": time.perf_counter() - start}
+        self.history.append(record)
+        self.log(f"stage {index + 1}/{len(self.stages)} {stage.stage:8s} loss {loss:.4f} "
+                 f"valid acc {valid['accuracy']:.3f} ({record['seconds']:.1f} s)")
+        return record
+
+    def _train(self, stage: StageConfig, index: int) -> float:
+        spec = OptimSpec(stage.optimizer, stage.lr, stage.head_lr, stage.momentum, stage.cosine)
+        train = self.p.data.train
+        head = list(self.model.head.parameters()) + list(self.reducer.parameters())
+        optimizer, scheduler = make_optimizer(list(self.model.encoder.parameters()), head, spec,
+                                              stage.epochs * steps_per_epoch(len(train), self.cfg.training.batch_size))
+        generator = torch.Generator().manual_seed(self.cfg.training.seed * 1000 + index)
+        weights, teacher_z = stage.loss, self.p.teacher_z.to(self.p.device)
+
+        def step_loss(logits, z, labels, batch_index):
+            l1 = l1_distill(z, self.reducer(teacher_z[batch_index.to(self.p.device)])) if weights.l1 else None
+            centroid = self.quantizer.centroid_loss() if (self.active and weights.centroid) else None
+            return combine(weights, l1=l1, ce=cross_entropy(logits, labels), centroid=centroid)
+
+        after = {"quantize": self.quantizer.step, "joint": self.quantizer.update_codebooks}.get(stage.stage)
+        loss = float("nan")
+        for epoch in range(stage.epochs):
+            loss = train_epoch(self.model, train, self.cfg.training.batch_size, generator, self.p.device,
+                               self.cfg.dataset.spec_augment, step_loss, optimizer, scheduler, after)
+            self.log(f"  {stage.stage} epoch {epoch + 1}/{stage.epochs} loss {loss:.4f}")
+        return loss
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write the state after the stages done so far (safetensors + JSON, no pickle)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"reducer.{k}": v for k, v in self.reducer.state_dict().items()})
+        tensors.update({f"quantizer.{k}": v for k, v in self.quantizer.state_dict().items()})
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(directory / "state.safetensors"))
+        write_json(directory / "progress.json", {"history": self.history, "active": self.active})
+
+    def load(self, directory: Path) -> None:
+        tensors = load_file(str(directory / "state.safetensors"), device=str(self.p.device))
+        part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+        self.model.load_state_dict(part("model."))
+        self.reducer.load_state_dict(part("reducer."))
+        self.quantizer.load_state_dict(part("quantizer."))
+        progress = json.loads((directory / "progress.json").read_text())
+        self.history, self.active = progress["history"], progress["active"]
+
+    # -- the end ---------------------------------------------------------------------------
+    def finish(self, out_dir: Path) -> dict:
+        """Snap if still float, measure on valid and test, count costs, export the packed model."""
+        if not self.active:
+            self.log("schedule ended with float weights: quantizing them (post-training) before export")
+            self.quantizer.attach()
+            self.active = True
+        data, device, bs = self.p.data, self.p.device, self.cfg.training.eval_batch_size
+        test = evaluate(self.model, data.test, bs, device, len(data.intents))
+        valid = evaluate(self.model, data.valid, bs, device, len(data.intents))
+        costs = cost_report(self.model, self.quantizer.bits, data.test.features.shape[-1],
+                            self.cfg.quantization.activation_bits)
+        metrics = {**test, "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"], **costs}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model_path = out_dir / "model.safetensors"
+        save_model(self.model, self.quantizer, model_path, config=to_dict(self.cfg), intents=data.intents,
+                   metrics=metrics, dataset_key=data.key)
+        write_json(out_dir / "history.json", {"pretune": self.p.pretune_record, "stages": self.history})
+        return {**metrics, "model_path": str(model_path), "bits": dict(self.quantizer.bits),
+                "stages": len(self.stages)}
+
+
+def run_quads(cfg: RunConfig, out_dir: Path, *, log: Log = print, resume_from: Path | None = None,
+              on_stage_end: StageCallback | None = None) -> dict:
+    """Train one configuration end to end and return its metrics (see `QuadsRun.finish`)."""
+    run = QuadsRun(cfg, prepare(cfg, log), log)
+    if resume_from is not None:
+        run.load(resume_from)
+        log(f"resumed after stage {len(run.history)} of {len(run.stages)}")
+    for index in range(len(run.history), len(run.stages)):
+        record = run.run_stage(index)
+        if on_stage_end is not None:
+            on_stage_end(record, run.save)
+    return run.finish(out_dir)

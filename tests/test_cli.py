@@ -1,0 +1,49 @@
+"""The CLI contract: six subcommands, one-line user errors with exit code 2, no Ray for bad YAML."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "quads_search.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_help_lists_the_six_subcommands():
+    out = cli("--help")
+    assert out.returncode == 0
+    for command in ("run", "train", "pareto", "profile", "data", "evaluate"):
+        assert command in out.stdout
+    for command in ("run", "train", "pareto", "profile", "data", "evaluate"):
+        assert cli(command, "--help").returncode == 0
+
+
+def test_bad_yaml_exits_2_fast_with_all_errors_and_never_starts_ray(tmp_path):
+    raw = yaml.safe_load(SPACE.read_text())
+    raw["student"]["wings"] = 2                    # unknown key
+    raw["search"]["num_samples"] = "many"          # wrong type
+    raw["quantization"]["overrides"] = {"conv1": 3, "head": 12}  # 12 is out of range
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    start = time.perf_counter()
+    out = cli("run", str(path), "--results-dir", str(tmp_path / "results"), cwd=tmp_path)
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 2, out.stderr
+    assert "student.wings" in out.stderr and "search.num_samples" in out.stderr
+    assert "quantization.overrides.head" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr and "Ray" not in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
+    assert elapsed < 30
+
+
+def test_missing_file_and_bad_argument_exit_2(tmp_path):
+    out = cli("run", str(tmp_path / "nope.yaml"))
+    assert out.returncode == 2 and "nope.yaml: no such file" in out.stderr
+    assert cli("profile", "--student", "whisper-tiny", "--bits", "9").returncode == 2
+    assert cli("run").returncode == 2

@@ -1,0 +1,84 @@
+"""Search-space YAML: loading, overrides, every error collected with its key and line."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from quads_search.config import CycleSchedule, SweepConfig, build, load_sweep_config, to_dict
+from quads_search.errors import ConfigError, UserError
+
+SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load(SPACE.read_text())
+    mutate(raw)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_shipped_space_loads_and_round_trips():
+    config = load_sweep_config(SPACE)
+    assert config.name == "mixed_precision"
+    assert config.space["training.alpha"].uniform == [0.0, 1.0]
+    assert build(SweepConfig, to_dict(config), "round trip") == config
+
+
+def test_every_error_is_reported_together_with_key_and_line(tmp_path):
+    def mutate(raw):
+        raw["training"]["colour"] = "blue"          # unknown key
+        raw["training"]["batch_size"] = "large"     # wrong type
+        raw["quantization"]["bits"] = 9             # out of range
+        raw["training"]["alpha"] = 1.5              # out of [0, 1]
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(write(tmp_path, mutate))
+    text = str(info.value)
+    assert len(info.value.problems) == 4, info.value.problems
+    assert "training.colour (line" in text and "unknown key" in text
+    assert "training.batch_size (line" in text and "expected int" in text
+    assert "quantization.bits (line" in text and "got 9" in text
+    assert "training.alpha (line" in text
+
+
+def test_set_overrides_are_typed_as_yaml_and_win_over_smoke():
+    config = load_sweep_config(SPACE, ["training.gamma=0.25", "search.num_samples=5", "dataset.seconds=2"],
+                               smoke=True)
+    assert config.training.gamma == 0.25
+    assert config.search.num_samples == 5          # --set wins over smoke's 3
+    assert config.dataset.seconds == 2.0
+    assert config.dataset.size == "small"          # from smoke
+    assert config.training.schedule == CycleSchedule(cycles=1, distill=1, quantize=1)
+
+
+def test_set_can_build_a_schedule_and_a_regex_override():
+    config = load_sweep_config(SPACE, ["training.schedule=[{stage: distill, epochs: 1}, {stage: quantize, epochs: 0}]",
+                                       r"quantization.overrides.re:layers\.0\..*=2"])
+    assert [s.stage for s in config.training.schedule] == ["distill", "quantize"]
+    assert config.quantization.overrides == {r"re:layers\.0\..*": 2}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("quantization.overrides.re:nothing_here=4", "matches no"),
+    ("space.bits.re:zzz={choice: [2]}", "matches no"),
+    ("space.training.alpha={uniform: [0.5, 2.0]}", "must be in [0, 1]"),
+    ("space.nowhere.x={choice: [1]}", "must set a key under"),
+    ("training.schedule=nonsense", "unknown preset"),
+    ("search.objectives.speed=max", "unknown metric"),
+])
+def test_semantic_errors_name_the_key(override, message):
+    with pytest.raises(UserError) as info:
+        load_sweep_config(SPACE, [override])
+    assert message in str(info.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ndataset: {kind: synthetic\nteacher: {}\n")
+    with pytest.raises(UserError, match=r"bad.yaml:\d+: malformed YAML"):
+        load_sweep_config(path)
+
+
+def test_missing_section_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="space: required section is missing"):
+        load_sweep_config(write(tmp_path, lambda raw: raw.pop("space")))
