@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from quads_search.models import N_MELS, SLUModel
-from quads_search.quant import quantizable_weights, size_report
+from quads_search.quant import size_report
 
 
 def count_macs(model: nn.Module, frames: int) -> tuple[float, dict[str, float]]:
@@ -33,33 +33,21 @@ def count_macs(model: nn.Module, frames: int) -> tuple[float, dict[str, float]]:
     return counter.get_total_flops() / 2, per_module
 
 
-def cost_report(model: SLUModel, bits: dict[str, int], frames: int, activation_bits: int = 32) -> dict:
+def cost_report(model: SLUModel, bits: dict[str, int], frames: int, activation_bits: int = 32,
+                method: str = "kmeans") -> dict:
     """params_m, gmacs, gbitops, size_mb, size_mb_nominal, bits_avg for `model` at `bits`.
 
-    GBitOPs sums MACs x weight bits x activation bits over weighted layers; the
-    activation-by-activation attention products count activation bits twice.
+    `bits` is keyed by full parameter name (as `resolve_bits` returns it). GBitOPs sums
+    MACs x weight bits x activation bits over weighted layers; the activation-by-activation
+    attention products count activation bits twice.
     """
     meta = _on_meta(model)
     total, per_module = count_macs(meta, frames)
-    weight_names = {f"{name}": readable for readable, name in _module_names(meta).items()}
-    bitops = 0.0
-    for module_name, macs in per_module.items():
-        bitops += macs * bits.get(weight_names[module_name], 32) * activation_bits
+    bitops = sum(macs * bits.get(f"{module}.weight", 32) * activation_bits for module, macs in per_module.items())
     bitops += (total - sum(per_module.values())) * activation_bits * activation_bits
-    report = size_report(model, bits)
+    report = size_report(meta, bits, method)
     report.update(gmacs=total / 1e9, gbitops=bitops / 1e9)
     return report
-
-
-def _module_names(model: nn.Module) -> dict[str, str]:
-    """readable tensor name (as bit specs use) -> module name."""
-    return {readable: param_name.removesuffix(".weight")
-            for readable, param_name in _readable_to_param(model).items()}
-
-
-def _readable_to_param(model: nn.Module) -> dict[str, str]:
-    params = {id(p): n for n, p in model.named_parameters()}
-    return {readable: params[id(p)] for readable, p in quantizable_weights(model).items()}
 
 
 def _on_meta(model: SLUModel) -> SLUModel:

@@ -150,7 +150,7 @@ class QuadsRun:
         test = evaluate(self.model, data.test, bs, device, len(data.intents))
         valid = evaluate(self.model, data.valid, bs, device, len(data.intents))
         costs = cost_report(self.model, self.quantizer.bits, data.test.features.shape[-1],
-                            self.cfg.quantization.activation_bits)
+                            self.cfg.quantization.activation_bits, self.quantizer.method)
         metrics = {**test, "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"], **costs}
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.safetensors"

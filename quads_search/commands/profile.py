@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
     bits.add_argument("--bits", type=int, default=32, help=f"bits of every weight tensor, one of {list(VALID_BITS)}")
     bits.add_argument("--bits-map", type=Path, help="YAML/JSON mapping: default: B, plus tensor name or re:regex -> bits")
     p.add_argument("--activation-bits", type=int, default=32)
+    p.add_argument("--method", choices=["kmeans", "affine"], default="kmeans", help="quantizer family (storage format)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         model = SLUModel(arch, num_classes)
     default, overrides = _bits(args)
     bits = resolve_bits(list(quantizable_weights(model)), default, overrides)
-    report = cost_report(model, bits, frames, args.activation_bits)
+    report = cost_report(model, bits, frames, args.activation_bits, args.method)
     if args.json:
         print(json.dumps(report))
     else:

@@ -31,7 +31,7 @@ MAX_SECONDS = 3.0
 MARKER = "synthetic.json"
 # size -> (train, valid, test speakers, clips per speaker); every speaker says all 31 intents
 SIZES: dict[str, tuple[int, int, int, int]] = {
-    "small": (14, 3, 3, 35), "default": (34, 7, 7, 62), "large": (68, 14, 14, 93)}
+    "small": (24, 4, 4, 31), "default": (34, 7, 7, 62), "large": (68, 14, 14, 93)}
 VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
             "klatt3", "Alex", "Andy", "Annie", "Denis", "Gene", "Lee", "Michael", "Storm", "adam", "anika",

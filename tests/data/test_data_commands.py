@@ -27,7 +27,7 @@ def test_info_json_schema(small_corpus: Path, kind: str, capsys: pytest.CaptureF
     for split in summary["splits"].values():
         assert isinstance(split["clips"], int) and isinstance(split["speakers"], int)
         assert 0 < split["seconds"] <= 3.0 * split["clips"]
-    assert summary["splits"]["train"]["clips"] == 490 and summary["splits"]["test"]["speakers"] == 3
+    assert summary["splits"]["train"]["clips"] == 744 and summary["splits"]["test"]["speakers"] == 4
 
 
 def test_info_slurp_text(slurp_root: Path, capsys: pytest.CaptureFixture) -> None:
@@ -44,4 +44,4 @@ def test_info_refuses_a_non_synthetic_root(fsc_root: Path) -> None:
 def test_synth_reports_counts(small_corpus: Path, capsys: pytest.CaptureFixture) -> None:
     assert _run(["data", "synth", str(small_corpus), "--size", "small", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert str(small_corpus) in out and "490 clips" in out and "31 intents" in out
+    assert str(small_corpus) in out and "744 clips" in out and "31 intents" in out

@@ -60,5 +60,5 @@ def test_synthetic_corpus_features(small_corpus: Path, tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data = load_features(cfg, tmp_path, progress=False)
-    assert data.train.features.shape == (490, 80, 300) and len(data.intents) == 31
+    assert data.train.features.shape == (744, 80, 300) and len(data.intents) == 31
     assert set(data.test.labels.tolist()) == set(range(31))

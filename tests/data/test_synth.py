@@ -61,7 +61,7 @@ def test_layout_and_csv_columns(small_corpus: Path) -> None:
             assert re.fullmatch(rf"wavs/speakers/{re.escape(row[2])}/[^/]+\.wav", row[1])
             assert (small_corpus / row[1]).is_file()
         total += len(rows) - 1
-    assert 600 <= total <= 800
+    assert total == 992  # 32 voices x 31 clips: every voice says every intent
 
 
 def test_intents_and_speaker_disjoint_splits(small_corpus: Path) -> None:

@@ -1,0 +1,103 @@
+"""Packed safetensors export of a (quantized) model, and reading it back as float tensors.
+
+File layout, for each stored tensor `<param>` of the model's state_dict:
+  1–8 bits: `<param>.idx` (uint8, packed codes) plus `<param>.codebook` (k-means, 2^b float32)
+            or `<param>.scale` and `<param>.zero_point` (affine, float32 of shape (1,));
+  16 bits:  `<param>` as float16;   otherwise: `<param>` as saved (float32).
+Header metadata (all JSON strings): "format", "tensors" (shape, bits and method per tensor)
+and "metadata" (the caller's dict: architecture, label map, config, metrics, ...).
+Whisper's sinusoidal `embed_positions` is not stored: `WhisperEncoder(config)` rebuilds it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from quads_search.errors import UserError
+from quads_search.quant.base import Quantizer
+from quads_search.quant.packed import LEVEL_PARAMS, PackedTensor
+
+FORMAT = "quads-packed/1"
+REGENERATED = "embed_positions.weight"
+
+
+def save_packed(model: nn.Module, quantizer: Quantizer | None, path: str | Path, metadata: dict[str, Any]) -> None:
+    """Write the model's weights in their packed form (see the module docstring)."""
+    state = {n: t.detach().cpu() for n, t in model.state_dict().items() if not n.endswith(REGENERATED)}
+    packed = quantizer.packed_tensors() if quantizer else {}
+    half = quantizer.half if quantizer else {}
+    tensors: dict[str, Tensor] = {}
+    specs: dict[str, dict[str, Any]] = {}
+    for name, value in state.items():
+        if name in packed:
+            item = packed[name]
+            tensors[f"{name}.idx"] = item.idx
+            tensors.update({f"{name}.{key}": v for key, v in item.params.items()})
+            specs[name] = {"shape": list(item.shape), "bits": item.bits, "method": item.method}
+        elif name in half:
+            tensors[name] = _as_half(name, value)
+            specs[name] = {"shape": list(value.shape), "bits": 16, "method": "float16"}
+        else:
+            tensors[name] = value.contiguous()
+            specs[name] = {"shape": list(value.shape), "bits": value.element_size() * 8, "method": "float"}
+    try:
+        header = {"format": FORMAT, "tensors": json.dumps(specs), "metadata": json.dumps(metadata)}
+    except TypeError as exc:
+        raise TypeError(f"save_packed: metadata must be JSON-serialisable: {exc}") from None
+    save_file(tensors, str(path), metadata=header)
+
+
+def _as_half(name: str, value: Tensor) -> Tensor:
+    half = value.half()
+    if not torch.equal(half.to(value.dtype), value):
+        raise RuntimeError(f"{name} is not on its fp16 grid: call step() after the last optimizer step")
+    return half
+
+
+def read_packed(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(state_dict of dequantized float32 tensors, the caller's metadata) from `save_packed`.
+
+    Load it with `model.load_state_dict(state, strict=False)` into a freshly built model:
+    the only missing keys are the regenerated `embed_positions`.
+    """
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            if header.get("format") != FORMAT:
+                raise UserError(f"{path}: not a quads-search packed model (format {header.get('format')!r})")
+            specs = json.loads(header["tensors"])
+            state = {name: _read_tensor(f, name, spec) for name, spec in specs.items()}
+    except SafetensorError as exc:
+        raise UserError(f"{path}: unreadable safetensors file: {exc}") from None
+    return state, json.loads(header["metadata"])
+
+
+def _read_tensor(f: Any, name: str, spec: dict[str, Any]) -> Tensor:
+    method = spec["method"]
+    if method not in LEVEL_PARAMS:
+        return f.get_tensor(name).float() if method == "float16" else f.get_tensor(name)
+    params = {key: f.get_tensor(f"{name}.{key}") for key in LEVEL_PARAMS[method]}
+    item = PackedTensor(method, spec["bits"], tuple(spec["shape"]), f.get_tensor(f"{name}.idx"), params)
+    return item.dequantize()
+
+
+def read_packed_metadata(path: str | Path) -> dict[str, Any]:
+    """The caller's metadata of a packed file, without reading any tensor."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except SafetensorError as exc:
+        raise UserError(f"{path}: unreadable safetensors file: {exc}") from None
+    if header.get("format") != FORMAT:
+        raise UserError(f"{path}: not a quads-search packed model (format {header.get('format')!r})")
+    return json.loads(header["metadata"])

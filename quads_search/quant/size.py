@@ -1,0 +1,43 @@
+"""Model size as the paper counts it (nominal) and as a device stores it (packed)."""
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from quads_search.quant.bits import QUANTIZED_BITS
+from quads_search.quant.packed import Method
+
+MIB = 2 ** 20
+
+
+def stored_bytes(count: int, bits: int, method: Method) -> int:
+    """Bytes of one tensor in a packed export: codes plus level table, or the float values."""
+    if bits in QUANTIZED_BITS:
+        table = 4 * 2 ** bits if method == "kmeans" else 4 * 2  # codebook, or scale + zero point
+        return math.ceil(count * bits / 8) + table
+    return count * bits // 8  # 16: fp16, 32: fp32
+
+
+def size_report(model: nn.Module, bits: dict[str, int], method: Method = "kmeans") -> dict[str, float]:
+    """Params (M), nominal and packed size (MiB) and mean bits over trainable parameters.
+
+    `bits` maps full parameter names to bit widths; a parameter not in it counts as 32-bit
+    float. Frozen tensors (Whisper's sinusoidal positions) are no parameters, as in the paper.
+    `size_mb` equals the tensor bytes `save_packed` writes; the file adds only its header.
+    """
+    params = {name: p.numel() for name, p in model.named_parameters() if p.requires_grad}
+    unknown = sorted(set(bits) - set(params))
+    if unknown:
+        raise ValueError(f"bits name tensors that are not trainable parameters: {unknown[:5]}")
+    total = sum(params.values())
+    if not total:
+        raise ValueError("the model has no trainable parameters to size")
+    bit_count = sum(count * bits.get(name, 32) for name, count in params.items())
+    stored = sum(stored_bytes(count, bits.get(name, 32), method) for name, count in params.items())
+    return {
+        "params_m": total / 1e6,
+        "size_mb_nominal": bit_count / 8 / MIB,
+        "size_mb": stored / MIB,
+        "bits_avg": bit_count / total,
+    }

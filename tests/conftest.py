@@ -1,0 +1,31 @@
+"""Shared fixtures: one cache for every test that trains, so the corpus, features and
+pre-tuned models are built once per test session (about a minute), then reused."""
+import os
+from pathlib import Path
+
+import pytest
+
+SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray in tests: loopback only
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("quads-cache")
+
+
+@pytest.fixture(scope="session")
+def smoke_config(smoke_cache):
+    """The shipped space under --smoke, with the session cache."""
+    from quads_search.config import load_sweep_config
+
+    return load_sweep_config(SPACE, [f"cache_dir={smoke_cache}"], smoke=True)
+
+
+@pytest.fixture(scope="session")
+def prepared(smoke_config):
+    """Corpus, features, pre-tuned teacher and student for the smoke config (cached)."""
+    from quads_search.train import prepare
+
+    return prepare(smoke_config.run_config(), log=lambda m: None)
