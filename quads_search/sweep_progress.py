@@ -50,7 +50,7 @@ class TrialRecorder(tune.Callback):
         rows = {r["trial_id"]: r["status"] for r in self.table.rows()}
         finished = sum(1 for s in rows.values() if s == "finished")
         failed = len(rows) - finished
-        running = sum(1 for t in trials if t.status == "RUNNING")
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in rows)
         return f"[{finished} finished, {failed} failed, {running} running of {self.num_samples}]"
 
     def _bests(self) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from quads_search.config import load_sweep_config
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_concurrent is not None:
         overrides.append(f"search.max_concurrent={args.max_concurrent}")
     config = load_sweep_config(args.space, overrides, smoke=args.smoke)  # validated before Ray starts
+    if not args.address:  # Ray reads this when imported: it keeps a local Ray's processes on 127.0.0.1
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     from quads_search.sweep import run_sweep
 
     run_sweep(config, args.results_dir, address=args.address, resume=args.resume)
