@@ -29,3 +29,20 @@ def prepared(smoke_config):
     from quads_search.train import prepare
 
     return prepare(smoke_config.run_config(), log=lambda m: None)
+
+
+def run_cli(*args, timeout=600):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "quads_search.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(smoke_cache, tmp_path_factory) -> Path:
+    """One real smoke sweep (local Ray, Optuna), shared by the sweep and Pareto tests."""
+    results = tmp_path_factory.mktemp("results")
+    out = run_cli("run", SPACE, "--smoke", "--results-dir", results, "--set", f"cache_dir={smoke_cache}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return results

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         write_html(trials, results_dir / "pareto.html")
     shown = chosen if chosen is not None else best
     if args.json:
-        print(json.dumps(json.loads(shown[_columns(shown)].to_json(orient="records"))))
+        print(json.dumps(_records(shown[_columns(shown)])))
     elif args.csv:
         print(shown[_columns(shown)].to_csv(index=False), end="")
     else:
@@ -63,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
         export(shown, args.export)
         print(f"exported {len(shown)} model(s) to {args.export}", file=sys.stderr)
     return 0
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts with full float precision (pandas' to_json rounds to 10 digits)."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in clean.to_dict("records")]
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
