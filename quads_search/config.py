@@ -7,6 +7,7 @@ raises one `ConfigError` listing them all, before anything heavy starts.
 """
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -259,7 +260,7 @@ class ParamSpace:
     choice: list[Any] | None = None
     uniform: list[float] | None = None
     loguniform: list[float] | None = None
-    int: list[int] | None = None
+    int: list[builtins.int] | None = None  # `int` is the YAML key; the annotation needs the builtin
 
     def problems(self) -> list[tuple[str, str]]:
         given = [k for k in ("choice", "uniform", "loguniform", "int") if getattr(self, k) is not None]

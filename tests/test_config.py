@@ -82,3 +82,11 @@ def test_malformed_yaml_names_the_line(tmp_path):
 def test_missing_section_is_named(tmp_path):
     with pytest.raises(ConfigError, match="space: required section is missing"):
         load_sweep_config(write(tmp_path, lambda raw: raw.pop("space")))
+
+
+@pytest.mark.parametrize("path", sorted(SPACE.parent.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("smoke", [False, True])
+def test_every_shipped_space_validates_and_names_its_command(path, smoke):
+    config = load_sweep_config(path, smoke=smoke)
+    assert config.space and config.name == path.stem
+    assert f"quads-search run search_spaces/{path.name}" in path.read_text().split("\nname:")[0]
