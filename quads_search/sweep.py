@@ -73,8 +73,23 @@ def make_searcher(config: SweepConfig, experiment_dir: Path, max_concurrent: int
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
-def start_ray(address: str | None, log) -> None:
-    """Join `address`, or start a local Ray whose every process and dashboard stay on 127.0.0.1."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def dashboard_warning(host: str) -> str | None:
+    """The warning owed when the dashboard listens beyond loopback, else None."""
+    if host in LOOPBACK:
+        return None
+    return (f"WARNING: the Ray dashboard will listen on {host}: anyone who can reach it and holds the token "
+            f"can run code on this machine through Ray's Jobs API")
+
+
+def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> None:
+    """Join `address`, or start a local Ray whose every process stays on 127.0.0.1.
+
+    The dashboard binds to `dashboard_host` (loopback unless asked otherwise): Ray's Jobs API
+    behind it runs arbitrary code, so binding it wider is warned about.
+    """
     if address:
         ray.init(address=address, log_to_driver=False)
         log(f"joined the Ray cluster at {address}; its dashboard shows the trials")
@@ -84,7 +99,10 @@ def start_ray(address: str | None, log) -> None:
     if ray_constants.ENABLE_RAY_CLUSTER:
         raise RuntimeError("a local sweep must keep Ray on 127.0.0.1: set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
                            "in the environment before Ray is imported (the CLI does)")
-    context = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+    warning = dashboard_warning(dashboard_host)
+    if warning:
+        log(warning)
+    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, log_to_driver=False,
                        configure_logging=False)
     url = context.dashboard_url or "(dashboard unavailable)"
     log(f"Ray dashboard: http://{url}  (sign in with the token from `ray get-auth-token`)")
@@ -100,7 +118,7 @@ def trainable(config: SweepConfig, experiment_dir: Path):
 
 
 def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = None, resume: bool = False,
-              log=print) -> Path:
+              dashboard_host: str = "127.0.0.1", log=print) -> Path:
     """Run (or resume) the sweep; returns the experiment directory holding trials.parquet."""
     results_dir = results_dir.resolve()
     experiment_dir = results_dir / config.name
@@ -117,16 +135,21 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     # (rather than silently drops) any trial whose final report lacks one.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # stage checkpoints are small
-    start_ray(address, log)
+    start_ray(address, log, dashboard_host)
     try:
         table = TrialTable(experiment_dir)
         recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log)
         tuner = _tuner(config, results_dir, experiment_dir, recorder, resume)
         grid = tuner.fit()
         reconcile(grid, table, config.name)
-        summary(table, experiment_dir, log)
     finally:
         ray.shutdown()
+    ended = len(table.rows())
+    if ended < config.search.num_samples:  # Tune returns early only when stopped (Ctrl-C / SIGINT)
+        log(f"interrupted after {ended} of {config.search.num_samples} trials; the state is saved: "
+            f"continue with the same command plus --resume")
+        raise KeyboardInterrupt
+    summary(table, experiment_dir, log)
     return experiment_dir
 
 

@@ -45,4 +45,5 @@ def smoke_sweep(smoke_cache, tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("results")
     out = run_cli("run", SPACE, "--smoke", "--results-dir", results, "--set", f"cache_dir={smoke_cache}")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (results / "run-output.txt").write_text(out.stdout + out.stderr)
     return results

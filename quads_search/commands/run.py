@@ -17,6 +17,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--num-samples", type=int, help="number of trials (overrides search.num_samples)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (overrides search.max_concurrent)")
     p.add_argument("--address", help="join an existing Ray cluster (auto or HOST:PORT) instead of a local Ray")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="where a local Ray's dashboard listens (default 127.0.0.1; wider is warned about)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --results-dir")
     p.add_argument("--smoke", action="store_true", help="apply the YAML's `smoke` overrides (a few minutes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -35,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     from quads_search.sweep import run_sweep
 
-    run_sweep(config, args.results_dir, address=args.address, resume=args.resume)
+    run_sweep(config, args.results_dir, address=args.address, resume=args.resume, dashboard_host=args.dashboard_host)
     return 0
