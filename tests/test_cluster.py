@@ -1,8 +1,7 @@
-"""A real multi-node Ray cluster on this machine (head + worker, separate `ray start` processes,
-all on 127.0.0.1): a smoke sweep joins it with --address and its trials land on both nodes.
-The commands are the ones docs/cluster.md gives, bar addresses."""
+"""A real multi-node Ray cluster on this machine (head + worker node, separate Ray processes, all on
+127.0.0.1): a smoke sweep joins it with --address and its trials land on both nodes. The quads-search
+command is the one docs/cluster.md gives, bar addresses."""
 import os
-import socket
 import subprocess
 
 import pandas as pd
@@ -13,34 +12,28 @@ from tests.conftest import SPACE
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ray_cli(*args, env):
-    out = subprocess.run(["ray", *args], capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return out
-
-
 @pytest.fixture
-def cluster(tmp_path):
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")  # tests may only use loopback
-    address = f"127.0.0.1:{free_port()}"
+def cluster():
+    """Head + one worker node, each its own GCS/raylet processes, all on 127.0.0.1.
+
+    `ray start --address` refuses to join while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which
+    tests need to stay on loopback, so the nodes are started through Ray's own Cluster helper.
+    """
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
+                                                            "include_dashboard": False})
     try:
-        ray_cli("start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
-                "--num-cpus=1", "--dashboard-host=127.0.0.1", "--disable-usage-stats", env=env)
-        ray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                "--disable-usage-stats", env=env)
-        yield address, env
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        yield cluster.address
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120, env=env)
+        cluster.shutdown()
 
 
-def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(cluster, smoke_cache, smoke_sweep, tmp_path):
-    address, env = cluster
+def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(smoke_cache, smoke_sweep, cluster, tmp_path):
+    address = cluster
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     out = subprocess.run(["quads-search", "run", str(SPACE), "--smoke", "--address", address,
                           "--results-dir", str(tmp_path / "shared-results"), "--num-samples", "2",
                           "--max-concurrent", "2", "--set", f"cache_dir={smoke_cache}"],
