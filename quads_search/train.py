@@ -55,6 +55,7 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     """Corpus, features, pre-tuned teacher and its embeddings, pre-tuned student: built once, cached."""
     device = pick_device(cfg.training.device)
     cache = cache_root(cfg.cache_dir)
+    log(f"dataset: {cfg.dataset.kind} (a synthetic corpus is generated on first use), features cached in {cache}")
     data = load_features(cfg.dataset, cache)
     teacher_z = teacher_embeddings(cfg, data, cache, device, log)
     student, record = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache,
