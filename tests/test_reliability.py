@@ -46,6 +46,19 @@ def test_soak_failing_trials_are_recorded_told_to_optuna_and_the_sweep_goes_on(s
 
 
 @pytest.mark.slow
+def test_running_out_of_memory_fails_that_trial_only(smoke_cache, smoke_sweep, tmp_path):
+    # A 2e9-wide feed-forward layer asks the allocator for ~1 TB: a real out-of-memory error.
+    out = run_cli(*sweep_args(tmp_path, smoke_cache, "--num-samples", 2, "--set",
+                              "space={student.ffn: {choice: [256, 2000000000]}}", "--set", "search.sampler=random",
+                              "--set", "search.seed=0"))  # seed 0 draws both
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "mixed_precision" / "trials.parquet").set_index("param.student.ffn")
+    assert trials.loc[256, "status"] == "finished"
+    assert trials.loc[2000000000, "status"] == "failed"
+    assert "allocate" in trials.loc[2000000000, "error"]
+
+
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_from_its_last_stage_checkpoint(smoke_cache, smoke_sweep, tmp_path):
     longer = "training.schedule=[{stage: distill, epochs: 1}, {stage: distill, epochs: 2}, {stage: quantize, epochs: 2}]"
     driver = subprocess.Popen([sys.executable, "-m", "quads_search.cli", *map(str, sweep_args(
