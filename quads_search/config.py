@@ -41,6 +41,8 @@ class DatasetConfig:
             out.append(("root", f"is required for kind {self.kind!r}"))
         if not 0.5 <= self.seconds <= 30:
             out.append(("seconds", f"must be in [0.5, 30], got {self.seconds}"))
+        elif round(self.seconds * 100) % 2:  # Whisper's stride-2 convolution halves the frames
+            out.append(("seconds", f"must give an even number of 10 ms frames, got {self.seconds}"))
         if self.max_train_clips is not None and self.max_train_clips < 1:
             out.append(("max_train_clips", f"must be >= 1, got {self.max_train_clips}"))
         return out
@@ -87,7 +89,7 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class CycleSchedule:
-    """A generated schedule: `cycles` x (distill, quantize[, joint]) stages."""
+    """A generated schedule: `cycles` x (distill, joint, quantize) stages, leaving out those of 0 epochs."""
 
     cycles: int = 2
     distill: int = 2
@@ -98,6 +100,8 @@ class CycleSchedule:
         out = [(k, f"must be >= 0, got {v}") for k, v in dataclasses.asdict(self).items() if v < 0]
         if self.cycles < 1:
             out.append(("cycles", f"must be >= 1, got {self.cycles}"))
+        if self.distill + self.quantize + self.joint == 0:
+            out.append(("", "needs at least one of distill, quantize, joint > 0"))
         return out
 
 
@@ -224,7 +228,7 @@ class SearchConfig:
     """How Optuna (through Ray Tune) explores `space`."""
 
     objectives: dict[str, Literal["max", "min"]] = field(
-        default_factory=lambda: {"accuracy": "max", "size_mb": "min"})
+        default_factory=lambda: {"valid_accuracy": "max", "size_mb": "min"})
     constraints: dict[str, float] = field(default_factory=dict)  # metric -> upper bound
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     num_samples: int = 12
@@ -250,6 +254,8 @@ class SearchConfig:
             out.append(("cpus_per_trial", "cpus must be > 0 and gpus >= 0"))
         if self.max_retries < 0:
             out.append(("max_retries", f"must be >= 0, got {self.max_retries}"))
+        if self.constraints and self.sampler == "random":
+            out.append(("constraints", "need sampler tpe or nsga2 (the random sampler ignores constraints)"))
         return out
 
 
@@ -488,10 +494,23 @@ def _convert_union(tp: Any, value: Any, key: str, problems: list[str], lines: di
         if not trial:
             return converted
     shown = [o for o in options if o is not type(None)]
-    if len(shown) == 1:
-        return _convert(shown[0], value, key, problems, lines)
+    same_shape = [o for o in shown if isinstance(value, _raw_type(o))]
+    if len(shown) == 1 or len(same_shape) == 1:  # that option's own problems, with their keys
+        return _convert(shown[0] if len(shown) == 1 else same_shape[0], value, key, problems, lines)
     problems.append(f"{_where(key, lines)}: {value!r} fits none of {[_type_name(o) for o in shown]}")
     return value
+
+
+def _raw_type(tp: Any) -> type:
+    """The YAML value type an annotation is written as."""
+    if dataclasses.is_dataclass(tp):
+        return dict
+    origin = get_origin(tp)
+    if origin is Literal:
+        return tuple({type(arg) for arg in get_args(tp)})
+    if origin in (list, dict):
+        return origin
+    return tp if isinstance(tp, type) else object
 
 
 def _type_name(tp: Any) -> str:

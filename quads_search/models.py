@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import WhisperConfig
+from transformers import WhisperConfig, WhisperForAudioClassification
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 
 from quads_search.config import ModelConfig
@@ -33,6 +33,9 @@ def encoder_arch(cfg: ModelConfig, frames: int) -> dict:
         except (OSError, ValueError) as exc:
             raise UserError(f"pretrained={cfg.pretrained!r}: cannot read its config: {exc}") from None
         arch = whisper.to_dict()
+        if whisper.num_mel_bins != N_MELS:
+            raise UserError(f"pretrained={cfg.pretrained!r}: it takes {whisper.num_mel_bins} mel bins; "
+                            f"quads-search computes {N_MELS}")
         if frames // 2 > whisper.max_source_positions:
             raise UserError(f"dataset.seconds: {frames / 100:g} s is longer than {cfg.pretrained} accepts")
     else:
@@ -76,8 +79,9 @@ def build_model(cfg: ModelConfig, num_classes: int, frames: int) -> SLUModel:
     arch = encoder_arch(cfg, frames)
     model = SLUModel(arch, num_classes)
     if cfg.pretrained:
-        pretrained = WhisperEncoder.from_pretrained(cfg.pretrained)
-        state = pretrained.state_dict()
+        # A Whisper checkpoint holds `model.encoder.*`; the audio-classification wrapper maps those
+        # keys onto its encoder (WhisperEncoder.from_pretrained would silently load nothing).
+        state = WhisperForAudioClassification.from_pretrained(cfg.pretrained).encoder.state_dict()
         state["embed_positions.weight"] = state["embed_positions.weight"][: arch["max_source_positions"]]
         model.encoder.load_state_dict(state)
     return model

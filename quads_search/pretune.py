@@ -50,7 +50,7 @@ def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, da
 
 
 def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int, batch_size: int,
-                      augment: bool, device: torch.device, log: Log) -> dict:
+                      augment: bool, device: torch.device, log: Log, eval_batch_size: int = 128) -> dict:
     """Train with L_GT alone for `pretune.epochs`; returns the per-epoch history and final valid metrics."""
     spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine)
     total = pretune.epochs * steps_per_epoch(len(data.train), batch_size)
@@ -61,7 +61,7 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
     for epoch in range(pretune.epochs):
         loss = train_epoch(model, data.train, batch_size, generator, device, augment,
                            lambda logits, z, labels, index: cross_entropy(logits, labels), optimizer, scheduler)
-        valid = evaluate(model, data.valid, 256, device, len(data.intents))
+        valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
         log(f"epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
     return {"history": history, "valid": history[-1] if history else None}

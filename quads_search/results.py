@@ -16,7 +16,7 @@ import pandas as pd
 
 from quads_search.cache import write_json
 
-METRIC_COLUMNS = ("accuracy", "f1_macro", "valid_accuracy", "size_mb", "size_mb_nominal", "gmacs", "gbitops",
+METRIC_COLUMNS = ("accuracy", "f1_macro", "valid_accuracy", "valid_f1_macro", "size_mb", "size_mb_nominal", "gmacs", "gbitops",
                   "params_m", "bits_avg")
 BASE_COLUMNS = ("trial_id", "experiment", "status", "node_id", "wall_s", *METRIC_COLUMNS, "error", "model_path")
 TRIALS_FILE = "trials.parquet"

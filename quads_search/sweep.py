@@ -122,7 +122,7 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     """Run (or resume) the sweep; returns the experiment directory holding trials.parquet."""
     results_dir = results_dir.resolve()
     experiment_dir = results_dir / config.name
-    _check_experiment_dir(experiment_dir, resume)
+    _check_experiment_dir(experiment_dir, config, resume)
     experiment_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         (experiment_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -166,10 +166,18 @@ def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorde
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 
-def _check_experiment_dir(experiment_dir: Path, resume: bool) -> None:
+def _check_experiment_dir(experiment_dir: Path, config: SweepConfig, resume: bool) -> None:
+    """Refuse to overwrite a sweep, to resume nothing, or to resume with a different config."""
     has_state = any(experiment_dir.glob("experiment_state-*.json")) if experiment_dir.is_dir() else False
     if resume and not has_state:
         raise UserError(f"--resume: {experiment_dir} holds no sweep to resume")
-    if not resume and experiment_dir.is_dir() and any(experiment_dir.iterdir()):
+    if not resume and has_state:
         raise UserError(f"{experiment_dir} already holds results: pass --resume to continue that sweep, "
                         f"or choose another --results-dir or --set name=...")
+    saved = experiment_dir / "config.yaml"
+    if resume and saved.is_file():
+        before, now = yaml.safe_load(saved.read_text()), to_dict(config)
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if changed:
+            raise UserError(f"--resume: the config differs from the interrupted sweep's ({saved}) in "
+                            f"{', '.join(changed)}; resume with the same YAML, --set and --smoke")

@@ -47,3 +47,15 @@ def test_missing_file_and_bad_argument_exit_2(tmp_path):
     assert out.returncode == 2 and "nope.yaml: no such file" in out.stderr
     assert cli("profile", "--student", "whisper-tiny", "--bits", "9").returncode == 2
     assert cli("run").returncode == 2
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    experiment = tmp_path / "mixed_precision"
+    experiment.mkdir()
+    (experiment / "experiment_state-2026.json").write_text("{}")
+    from quads_search.config import load_sweep_config, to_dict
+
+    saved = to_dict(load_sweep_config(SPACE, ["training.gamma=0.9"]))
+    (experiment / "config.yaml").write_text(yaml.safe_dump(saved))
+    out = cli("run", str(SPACE), "--resume", "--results-dir", str(tmp_path))
+    assert out.returncode == 2 and "differs" in out.stderr and "training" in out.stderr

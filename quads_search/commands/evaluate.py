@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = config.dataset
     if args.kind or args.root:
         dataset = dataclasses.replace(dataset, kind=args.kind or dataset.kind, root=args.root or dataset.root)
+        for key, problem in dataset.problems():
+            raise UserError(f"--{key}: {problem}")
     data = load_features(dataset, cache_root(config.cache_dir), progress=not args.json)
     if data.intents != meta["intents"]:
         raise UserError(f"{args.model}: its {len(meta['intents'])} intents differ from the dataset's "
