@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="quads-search", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="quads-search", description="Search QUADS (distillation interleaved with low-bit "
+                     "quantization) of Whisper SLU students with Ray Tune and Optuna; pick models on the Pareto front.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for module in SUBCOMMANDS.values():
