@@ -22,8 +22,7 @@ from quads_search.cache import cache_root
 from quads_search.config import load_sweep_config
 from quads_search.loop import OptimSpec, make_optimizer, steps_per_epoch, train_epoch
 from quads_search.losses import cross_entropy, l1_distill
-from quads_search.pretune import pretuned_model
-from quads_search.teacher import WidthReducer
+from quads_search.teacher import WidthReducer, pretuned_teacher
 from quads_search.train import prepare
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
@@ -58,10 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=not args.default).run_config()
     prepared = prepare(config, log=lambda m: None)
-    teacher, _ = pretuned_model("teacher", config.teacher, config.teacher.pretune, prepared.data,
-                                cache_root(config.cache_dir), seed=config.training.seed,
-                                batch_size=config.training.batch_size, augment=config.dataset.spec_augment,
-                                device=torch.device("cpu"), log=lambda m: None)
+    teacher = pretuned_teacher(config, prepared.data, cache_root(config.cache_dir), torch.device("cpu"),
+                               log=lambda m: None)
     teacher.eval()
     reducer = WidthReducer(prepared.teacher_z.shape[1], prepared.student.width, config.teacher.reduce)
     times = {"cached": [], "live": []}

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from quads_search.cache import write_json
+from quads_search.metrics import METRIC_NAMES
 
-METRIC_COLUMNS = ("accuracy", "f1_macro", "valid_accuracy", "valid_f1_macro", "size_mb", "size_mb_nominal", "gmacs", "gbitops",
-                  "params_m", "bits_avg")
+METRIC_COLUMNS = METRIC_NAMES
 BASE_COLUMNS = ("trial_id", "experiment", "status", "node_id", "wall_s", *METRIC_COLUMNS, "error", "model_path")
 TRIALS_FILE = "trials.parquet"
 

@@ -6,6 +6,7 @@ enabled, applies to the student's input only; the teacher embeds the clean clip.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -16,30 +17,31 @@ from quads_search.cache import cached_dir, digest
 from quads_search.config import RunConfig
 from quads_search.data import FeatureData
 from quads_search.loop import embeddings
+from quads_search.models import SLUModel
 from quads_search.pretune import Log, pretuned_model
+
+
+def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device, log: Log) -> SLUModel:
+    """The task-tuned teacher Ω for this run's teacher settings and data (built once, cached)."""
+    model, _ = pretuned_model("teacher", cfg.teacher, cfg.teacher.pretune, data, cache, seed=cfg.training.seed,
+                              batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
+                              device=device, log=log)
+    return model
 
 
 def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device,
                        log: Log) -> torch.Tensor:
     """z_Ω of every training clip, [N_train, teacher width], from the (cached) pre-tuned teacher."""
-    teacher_cfg = cfg.teacher
-    key = digest("teacher-z", _teacher_key(cfg), data.key)
+    settings = (dataclasses.asdict(cfg.teacher), cfg.training.seed, cfg.training.batch_size, cfg.dataset.spec_augment)
+    key = digest("teacher-z", settings, data.key)
 
     def build(out: Path) -> None:
-        teacher, _ = pretuned_model("teacher", teacher_cfg, teacher_cfg.pretune, data, cache, seed=cfg.training.seed,
-                                    batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
-                                    device=device, log=log)
+        teacher = pretuned_teacher(cfg, data, cache, device, log)
         log("computing the teacher's embeddings of the training split (once)")
         z = embeddings(teacher, data.train, cfg.training.eval_batch_size, device)
         save_file({"z": z.contiguous()}, str(out / "z.safetensors"))
 
     return load_file(str(cached_dir(cache, "teacher-embeddings", key, build) / "z.safetensors"))["z"]
-
-
-def _teacher_key(cfg: RunConfig) -> tuple:
-    import dataclasses
-
-    return (dataclasses.asdict(cfg.teacher), cfg.training.seed, cfg.training.batch_size, cfg.dataset.spec_augment)
 
 
 def maxpool_dilation(teacher_width: int, student_width: int) -> int | None:

@@ -17,12 +17,12 @@ import ray
 from ray import tune
 
 from quads_search.config import run_config_from_dict
+from quads_search.metrics import METRIC_NAMES
 from quads_search.space import apply_params
 from quads_search.train import run_quads
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).
-FINAL_KEYS = ("accuracy", "f1_macro", "valid_accuracy", "valid_f1_macro", "size_mb", "size_mb_nominal", "gmacs",
-              "gbitops", "params_m", "bits_avg", "model_path")
+FINAL_KEYS = (*METRIC_NAMES, "model_path")
 
 
 def quads_trial(params: dict, *, base: dict, experiment_dir: str) -> None:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.results}: no finished trial fits {({k: v for k, v in budgets.items() if v is not None})}")
     if args.export:
         _check_writable(args.export)
-    results_dir = args.results if args.results.is_dir() else args.results.parent
+    results_dir = args.results  # load_trials has checked that it is a directory
     best.to_parquet(results_dir / "pareto.parquet", index=False)
     if not args.no_plots:
         from quads_search.pareto_plots import plot_png, write_html
