@@ -21,8 +21,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is
 import optuna  # noqa: E402
 
 from quads_search.config import load_sweep_config  # noqa: E402
-from quads_search.space import apply_params  # noqa: E402
-from quads_search.sweep import _distribution, run_sweep  # noqa: E402
+from quads_search.space import apply_params, distributions  # noqa: E402
+from quads_search.sweep import run_sweep  # noqa: E402
 from quads_search.train import prepare, run_quads  # noqa: E402
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
@@ -30,8 +30,7 @@ SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 
 def sampled_params(config, count: int) -> list[dict]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=config.search.seed))
-    space = {name: _distribution(p) for name, p in config.space.items()}
-    return [study.ask(space).params for _ in range(count)]
+    return [study.ask(distributions(config.space)).params for _ in range(count)]
 
 
 def in_process(config, params: list[dict], out: Path) -> float:

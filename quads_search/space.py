@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
 import torch
 
-from quads_search.config import ParamSpace, RunConfig, SweepConfig, build, set_dotted, to_dict
+from quads_search.config import ParamSpace, RunConfig, SearchConfig, SweepConfig, build, set_dotted, to_dict
 from quads_search.errors import ConfigError, UserError
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
@@ -80,3 +81,36 @@ def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
         except UserError as exc:
             problems.append(f"{where}: {exc}")
     return problems
+
+
+def distributions(space: dict[str, ParamSpace]) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The space as Optuna distributions, one per parameter name."""
+    return {name: _distribution(param) for name, param in space.items()}
+
+
+def _distribution(param: ParamSpace) -> optuna.distributions.BaseDistribution:
+    if param.choice is not None:
+        return optuna.distributions.CategoricalDistribution(param.choice)
+    if param.int is not None:
+        return optuna.distributions.IntDistribution(*param.int)
+    low, high = param.uniform or param.loguniform
+    return optuna.distributions.FloatDistribution(low, high, log=param.loguniform is not None)
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return trial.user_attrs.get("constraints", [])
+
+
+def make_sampler(search: SearchConfig, constrained: bool = False) -> optuna.samplers.BaseSampler:
+    """The seeded sampler `search.sampler` names, sized to the trial budget.
+
+    NSGA-II's population and TPE's random start-up are a third of the budget (capped), so a
+    short sweep still gets generations / model-guided trials. With `constrained`, the
+    sampler reads each trial's constraint values from its `constraints` user attribute.
+    """
+    kwargs = {"seed": search.seed, "constraints_func": _constraints_func if constrained else None}
+    if search.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(20, search.num_samples // 3)), **kwargs)
+    if search.sampler == "tpe":
+        return optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, search.num_samples // 3)), **kwargs)
+    return optuna.samplers.RandomSampler(seed=search.seed)

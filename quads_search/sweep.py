@@ -20,6 +20,7 @@ from ray.tune.search.optuna import OptunaSearch
 from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
 from quads_search.results import TrialTable
+from quads_search.space import distributions, make_sampler
 from quads_search.sweep_progress import TrialRecorder, reconcile, summary
 
 
@@ -40,34 +41,15 @@ class QuadsOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result if complete else None, error=error or not complete)
 
 
-def _distribution(param) -> optuna.distributions.BaseDistribution:
-    if param.choice is not None:
-        return optuna.distributions.CategoricalDistribution(param.choice)
-    if param.int is not None:
-        return optuna.distributions.IntDistribution(*param.int)
-    low, high = param.uniform or param.loguniform
-    return optuna.distributions.FloatDistribution(low, high, log=param.loguniform is not None)
-
-
-def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return trial.user_attrs.get("constraints", [])
-
-
 def make_searcher(config: SweepConfig, experiment_dir: Path, max_concurrent: int) -> ConcurrencyLimiter:
     """Seeded multi-objective OptunaSearch whose study lives in a journal beside the results."""
     search = config.search
     constraints = dict(search.constraints)
-    kwargs = {"seed": search.seed, "constraints_func": _constraints_func if constraints else None}
-    if search.sampler == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(population_size=max(4, min(20, search.num_samples // 3)), **kwargs)
-    elif search.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, search.num_samples // 3)), **kwargs)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=search.seed)
+    sampler = make_sampler(search, constrained=bool(constraints))
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(experiment_dir / "optuna.journal")))
     searcher = QuadsOptunaSearch(
-        space={name: _distribution(p) for name, p in config.space.items()},
+        space=distributions(config.space),
         metric=list(search.objectives), mode=list(search.objectives.values()), sampler=sampler,
         study_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage=storage, constraints=constraints)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)

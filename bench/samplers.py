@@ -1,0 +1,141 @@
+"""Hypervolume against trials for NSGA-II, TPE and random sampling on the shipped mixed-precision space.
+
+Run from the repository root:
+    python -m bench.samplers [--quick] [--trials N] [--seeds N] [--workers N] [--cache-dir DIR] [--plot PNG]   (CPU)
+
+The space and objectives of search_spaces/mixed_precision.yaml (validation accuracy up, size
+down) under its smoke settings: small corpus, one distill/quantize cycle, a few seconds a
+trial. Each (sampler, seed) study asks and tells one trial at a time, in-process: the sampler
+alone is measured (a Ray sweep with concurrent trials gives it slightly older information).
+Every trial trains with the same training seed, so a parameter set scores the same whichever
+sampler proposed it. One hypervolume reference serves every study: 0 accuracy and 1.1 x the
+largest size any trial reached. Prints one JSON object; `--plot` draws the curves.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from quads_search.config import SweepConfig, load_sweep_config
+from quads_search.pareto import hypervolume_2d, reference_point, to_costs
+from quads_search.space import apply_params, distributions, make_sampler
+from quads_search.train import prepare, run_quads
+
+SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+SAMPLERS = ("nsga2", "tpe", "random")
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def run_study(config: SweepConfig, sampler: str, seed: int, trials: int) -> dict:
+    """`trials` QUADS runs proposed one at a time by the seeded `sampler`; their objective values."""
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = dataclasses.replace(config.search, sampler=sampler, seed=seed, num_samples=trials)
+    objectives = search.objectives
+    study = optuna.create_study(sampler=make_sampler(search),
+                                directions=["maximize" if mode == "max" else "minimize" for mode in objectives.values()])
+    space, base, rows = distributions(config.space), config.run_config(), []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(trials):
+            trial = study.ask(space)
+            metrics = run_quads(apply_params(base, trial.params), Path(tmp) / str(index), log=quiet)
+            study.tell(trial, [metrics[name] for name in objectives])
+            rows.append({name: metrics[name] for name in objectives})
+    return {"sampler": sampler, "seed": seed, "trials": rows}
+
+
+def hypervolume_curve(rows: list[dict], objectives: list[tuple[str, str]], reference: np.ndarray) -> list[float]:
+    """Hypervolume of the first n trials, for n = 1 .. len(rows)."""
+    costs = to_costs(pd.DataFrame(rows), objectives)
+    return [hypervolume_2d(costs[:n], reference) for n in range(1, len(costs) + 1)]
+
+
+def trials_to_reach(curve: list[float], target: float) -> int | None:
+    """The first trial count whose hypervolume reaches `target` (None: never within the budget)."""
+    return next((n for n, value in enumerate(curve, start=1) if value >= target), None)
+
+
+def analyse(studies: list[dict], objectives: list[tuple[str, str]]) -> dict:
+    """Per sampler: hypervolume curves (mean ± std over seeds) and trials to reach random's final mean."""
+    reference = reference_point(pd.DataFrame([r for s in studies for r in s["trials"]]), objectives)
+    curves = {(s["sampler"], s["seed"]): hypervolume_curve(s["trials"], objectives, reference) for s in studies}
+    target = statistics.fmean(c[-1] for (sampler, _), c in curves.items() if sampler == "random")
+    out = {"reference": reference.tolist(), "random_final_mean": target, "samplers": {}}
+    for sampler in SAMPLERS:
+        per_seed = {seed: c for (name, seed), c in curves.items() if name == sampler}
+        matrix = np.array(list(per_seed.values()))
+        out["samplers"][sampler] = {
+            "mean": matrix.mean(0).tolist(), "std": matrix.std(0, ddof=1 if len(matrix) > 1 else 0).tolist(),
+            "final": {"mean": float(matrix[:, -1].mean()), "std": float(matrix[:, -1].std(ddof=1 if len(matrix) > 1 else 0))},
+            "trials_to_reach_random_final": {str(seed): trials_to_reach(c, target) for seed, c in per_seed.items()}}
+    return out
+
+
+def plot(analysis: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for sampler, result in analysis["samplers"].items():
+        mean, std = np.array(result["mean"]), np.array(result["std"])
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, label=sampler)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.axhline(analysis["random_final_mean"], color="grey", linestyle=":", label="random, final (mean)")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("hypervolume (valid accuracy x MiB)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 trials per study instead of 24 (under 5 min)")
+    parser.add_argument("--trials", type=int, help="trials per study")
+    parser.add_argument("--seeds", type=int, default=3, help="sampler seeds per sampler")
+    parser.add_argument("--workers", type=int, default=2, help="studies at once, one thread each")
+    parser.add_argument("--cache-dir", default="~/.cache/quads-search")
+    parser.add_argument("--plot", type=Path, help="write the hypervolume curves to this PNG")
+    args = parser.parse_args()
+    trials = args.trials or (8 if args.quick else 24)
+    config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=True)
+    objectives = list(config.search.objectives.items())
+    if len(objectives) != 2:
+        sys.exit(f"{SPACE}: search.objectives: this bench measures 2-objective hypervolume, got {len(objectives)}")
+    start = time.perf_counter()
+    prepare(config.run_config(), log=lambda m: print(m, file=sys.stderr))  # caches before the workers
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        futures = [pool.submit(run_study, config, s, seed, trials) for seed in range(args.seeds) for s in SAMPLERS]
+        done = concurrent.futures.as_completed(futures)
+        studies = [f.result() for f in tqdm(done, total=len(futures), desc="studies", file=sys.stderr)]
+    analysis = analyse(studies, objectives)
+    if args.plot:
+        plot(analysis, args.plot)
+    print(json.dumps({"settings": {"trials": trials, "seeds": args.seeds, "workers": args.workers,
+                                   "objectives": dict(objectives)},
+                      "wall_clock_s": round(time.perf_counter() - start, 1), **analysis,
+                      "studies": sorted(studies, key=lambda s: (s["sampler"], s["seed"]))}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

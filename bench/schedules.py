@@ -1,0 +1,203 @@
+"""Does interleaving distillation with quantization (QUADS) beat distil-then-quantize and plain PTQ?
+
+Run from the repository root:
+    python -m bench.schedules [--quick] [--seeds N] [--workers N] [--cache-dir DIR] [--plot PNG]   (CPU)
+
+The shipped schedules space (default corpus, teacher and student; `--quick`: its smoke settings,
+bits 1 and 4, one seed). Every condition starts from the same cached pre-tuned teacher and
+student and differs only in its stage schedule, bit width, quantizer and seed (the seed sets
+batch order, the width reducer's initialisation and clustering starts):
+  quads       2 x (distill 2, quantize 2) epochs: the interleaved multi-stage schedule
+  joint       distill 2, joint 2, quantize 2: the weights train under L_centroid before the snap
+  sequential  distill 4, then quantize and fine-tune 4: the two-stage pipeline the paper argues against
+  ptq         post-training quantization of the pre-tuned student, no training
+References: the fp32 teacher and pre-tuned student, and the student distilled in fp32 for as
+many epochs as `sequential` trains. Prints one JSON object; `--plot` draws accuracy by bits.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from quads_search.cache import cache_root
+from quads_search.config import RunConfig, load_sweep_config
+from quads_search.loop import evaluate
+from quads_search.schedule import SCHEDULE_PRESETS
+from quads_search.space import apply_params
+from quads_search.teacher import pretuned_teacher
+from quads_search.train import QuadsRun, prepare
+
+SPACE = Path(__file__).parents[1] / "search_spaces" / "schedules.yaml"
+SCHEDULES = ("quads", "joint", "sequential", "ptq")
+METHODS = ("kmeans", "affine")
+FP32_DISTILL = "distill-fp32"
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    schedule: str  # a preset name, or FP32_DISTILL for the float reference
+    bits: int
+    method: str
+    seed: int
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def base_config(cache_dir: str, quick: bool) -> RunConfig:
+    return load_sweep_config(SPACE, [f"cache_dir={cache_dir}"], smoke=quick).run_config()
+
+
+def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
+    if condition.schedule == FP32_DISTILL:
+        epochs = sum(stage.epochs for stage in SCHEDULE_PRESETS["sequential"]())
+        schedule = [{"stage": "distill", "epochs": epochs}]
+    else:
+        schedule = condition.schedule
+    return apply_params(base, {"training.schedule": schedule, "quantization.bits": condition.bits,
+                               "quantization.method": condition.method, "training.seed": condition.seed})
+
+
+def run_condition(base: RunConfig, condition: Condition) -> dict:
+    """Train one condition from the shared pre-tuned models; its test and valid accuracy."""
+    start = time.perf_counter()
+    run = QuadsRun(condition_config(base, condition), prepare(base, log=quiet), quiet)
+    for index in range(len(run.stages)):
+        run.run_stage(index)
+    with tempfile.TemporaryDirectory() as out:
+        metrics = run.finish(Path(out))
+    return {**dataclasses.asdict(condition), "test_accuracy": metrics["accuracy"],
+            "valid_accuracy": metrics["valid_accuracy"], "size_mb": metrics["size_mb"],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def references(base: RunConfig) -> dict:
+    """Test and valid accuracy of the fp32 pre-tuned teacher and student every condition starts from."""
+    prepared = prepare(base, log=to_stderr)
+    teacher = pretuned_teacher(base, prepared.data, cache_root(base.cache_dir), prepared.device, log=quiet)
+    data = prepared.data
+    out = {"clips": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}}
+    for name, model in (("teacher_fp32", teacher), ("student_fp32", prepared.student)):
+        bs, classes = base.training.eval_batch_size, len(data.intents)
+        out[name] = {"test_accuracy": evaluate(model, data.test, bs, prepared.device, classes)["accuracy"],
+                     "valid_accuracy": evaluate(model, data.valid, bs, prepared.device, classes)["accuracy"],
+                     "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
+    return out
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def run_all(base: RunConfig, conditions: list[Condition], workers: int) -> list[dict]:
+    """Every condition in `workers` spawned processes of one thread each, with a progress bar."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        futures = [pool.submit(run_condition, base, c) for c in conditions]
+        done = concurrent.futures.as_completed(futures)
+        return [f.result() for f in tqdm(done, total=len(futures), desc="conditions", file=sys.stderr)]
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """Mean ± std of test accuracy over seeds for every (schedule, method, bits)."""
+    groups: dict[tuple, list[float]] = {}
+    for r in runs:
+        groups.setdefault((r["schedule"], r["method"], r["bits"]), []).append(r["test_accuracy"])
+    return [{"schedule": s, "method": m, "bits": b, "test_accuracy": mean_std(v)}
+            for (s, m, b), v in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))]
+
+
+def paired(runs: list[dict], a: str, b: str) -> list[dict]:
+    """Per (method, bits): schedule `a` minus schedule `b`, seed by seed (same start, same seed)."""
+    by_key = {(r["schedule"], r["method"], r["bits"], r["seed"]): r["test_accuracy"] for r in runs}
+    cells = sorted({(m, bits) for s, m, bits, _ in by_key if s == a})
+    out = []
+    for method, bits in cells:
+        diffs = [by_key[(a, method, bits, seed)] - by_key[(b, method, bits, seed)]
+                 for s, m, bt, seed in by_key if (s, m, bt) == (a, method, bits) and (b, method, bits, seed) in by_key]
+        out.append({"method": method, "bits": bits, "a": a, "b": b, "difference": mean_std(diffs),
+                    "wins": sum(d > 0 for d in diffs)})
+    return out
+
+
+def plot(summary: list[dict], refs: dict, distilled: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(10, 4), sharey=True)
+    for ax, method in zip(axes, METHODS):
+        for schedule in SCHEDULES:
+            rows = [r for r in summary if r["schedule"] == schedule and r["method"] == method]
+            ax.errorbar([r["bits"] for r in rows], [100 * r["test_accuracy"]["mean"] for r in rows],
+                        yerr=[100 * r["test_accuracy"]["std"] for r in rows], marker="o", capsize=3, label=schedule)
+        for (name, value), style in zip([("teacher fp32", refs["teacher_fp32"]["test_accuracy"]),
+                                         ("student fp32", refs["student_fp32"]["test_accuracy"]),
+                                         ("student distilled fp32", distilled["mean"])], (":", "--", "-.")):
+            ax.axhline(100 * value, color="grey", linestyle=style, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({r["bits"] for r in summary}), labels=[str(b) for b in sorted({r["bits"] for r in summary})])
+        ax.set_title(f"{method} quantizer")
+        ax.set_xlabel("bits per weight")
+    axes[0].set_ylabel("test accuracy (%), mean ± std over seeds")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke settings, bits 1 and 4, one seed (under 5 min)")
+    parser.add_argument("--seeds", type=int, help="seeds per condition (default 3; 1 with --quick)")
+    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each")
+    parser.add_argument("--cache-dir", default="~/.cache/quads-search")
+    parser.add_argument("--plot", type=Path, help="write accuracy-by-bits to this PNG")
+    args = parser.parse_args()
+    seeds = range(args.seeds or (1 if args.quick else 3))
+    bits = (1, 4) if args.quick else (1, 2, 4, 8)
+    base = base_config(args.cache_dir, args.quick)
+    start = time.perf_counter()
+    refs = references(base)  # builds every cache before the workers start
+    conditions = [Condition(s, b, m, seed) for seed in seeds for m in METHODS for b in bits for s in SCHEDULES]
+    conditions += [Condition(FP32_DISTILL, 32, "kmeans", seed) for seed in seeds]
+    runs = run_all(base, conditions, args.workers)
+    trained = [r for r in runs if r["schedule"] != FP32_DISTILL]
+    distilled = mean_std([r["test_accuracy"] for r in runs if r["schedule"] == FP32_DISTILL])
+    summary = summarize(trained)
+    if args.plot:
+        plot(summary, refs, distilled, args.plot)
+    print(json.dumps({
+        "settings": {"quick": args.quick, "seeds": len(seeds), "bits": bits, "threads_per_run": 1,
+                     "workers": args.workers},
+        "wall_clock_s": round(time.perf_counter() - start, 1),
+        "references": {**refs, FP32_DISTILL: distilled},
+        "summary": summary,
+        "quads_minus_sequential": paired(trained, "quads", "sequential"),
+        "joint_minus_sequential": paired(trained, "joint", "sequential"),
+        "quads_minus_ptq": paired(trained, "quads", "ptq"),
+        "runs": sorted(runs, key=lambda r: (r["schedule"], r["method"], r["bits"], r["seed"]))}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
