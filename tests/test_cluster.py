@@ -1,15 +1,70 @@
 """A real multi-node Ray cluster on this machine (head + worker node, separate Ray processes, all on
-127.0.0.1): a smoke sweep joins it with --address and its trials land on both nodes. The quads-search
-command is the one docs/cluster.md gives, bar addresses."""
+127.0.0.1): a smoke sweep joins it with --address and its trials land on both nodes.
+
+The first test runs docs/cluster.md's code blocks themselves (`ray start` for both nodes, the sweep,
+`ray stop`) inside a network namespace with nothing but loopback; the second starts the nodes with
+Ray's Cluster helper, which stays on loopback without a namespace."""
 import os
+import re
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.conftest import SPACE
 
+REPO = Path(__file__).parents[1]
+# A fresh network namespace (only loopback, down until raised), PID namespace (everything started
+# inside dies with it) and user namespace (no privileges needed where the kernel allows it).
+NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--map-root-user"]
+
 pytestmark = pytest.mark.slow
+
+
+def docs_commands() -> list[str]:
+    """The shell commands of docs/cluster.md's bash blocks, in order, continuation lines joined."""
+    text = (REPO / "docs" / "cluster.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def loopback_namespace_problem() -> str | None:
+    """Why this machine cannot run a loopback-only namespace, or None."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs unshare (util-linux) and ip (iproute2)"
+    probe = subprocess.run([*NAMESPACE, "ip", "link", "set", "lo", "up"], capture_output=True, text=True)
+    return (probe.stderr.strip() or f"exit status {probe.returncode}") if probe.returncode else None
+
+
+def test_the_documented_commands_run_a_two_node_sweep(smoke_cache, prepared, tmp_path):
+    problem = loopback_namespace_problem()
+    if problem:
+        pytest.skip(f"no loopback-only network namespace here: {problem}")
+    commands = docs_commands()
+    verbs = [c.split()[:2] for c in commands if c.split()[:2] in (["ray", "start"], ["quads-search", "run"], ["ray", "stop"])]
+    assert verbs == [["ray", "start"], ["ray", "start"], ["quads-search", "run"], ["ray", "stop"]]  # head, worker
+    shared = tmp_path / "shared"
+    test_sized = {  # one CPU a node, so the two 1-CPU smoke trials need both nodes
+        "ray start": " --num-cpus=1",
+        "quads-search run": (f" --smoke --num-samples 2 --max-concurrent 2 --set search.cpus_per_trial=1"
+                             f" --set search.gpus_per_trial=0 --set cache_dir={smoke_cache}")}
+    script = ["set -e", "ip link set lo up"]
+    for command in commands:
+        command = command.replace("HEAD_IP", "127.0.0.1").replace("/shared", str(shared))
+        script.append(command + next((extra for start, extra in test_sized.items() if command.startswith(start)), ""))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}  # Ray's Linux default
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as ray_tmp:  # short: Unix socket paths
+        env["RAY_TMPDIR"] = ray_tmp
+        out = subprocess.run([*NAMESPACE, "bash", "-c", "\n".join(script)], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = pd.read_parquet(shared / "results" / "mixed_precision" / "trials.parquet")
+    assert len(trials) == 2 and (trials["status"] == "finished").all()
+    assert trials["node_id"].nunique() == 2
 
 
 @pytest.fixture
@@ -31,7 +86,7 @@ def cluster():
         cluster.shutdown()
 
 
-def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(smoke_cache, smoke_sweep, cluster, tmp_path):
+def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(smoke_cache, prepared, cluster, tmp_path):
     address = cluster
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     out = subprocess.run(["quads-search", "run", str(SPACE), "--smoke", "--address", address,
