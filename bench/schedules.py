@@ -131,14 +131,12 @@ def summarize(runs: list[dict]) -> list[dict]:
 def paired(runs: list[dict], a: str, b: str) -> list[dict]:
     """Per (method, bits): schedule `a` minus schedule `b`, seed by seed (same start, same seed)."""
     by_key = {(r["schedule"], r["method"], r["bits"], r["seed"]): r["test_accuracy"] for r in runs}
-    cells = sorted({(m, bits) for s, m, bits, _ in by_key if s == a})
-    out = []
-    for method, bits in cells:
-        diffs = [by_key[(a, method, bits, seed)] - by_key[(b, method, bits, seed)]
-                 for s, m, bt, seed in by_key if (s, m, bt) == (a, method, bits) and (b, method, bits, seed) in by_key]
-        out.append({"method": method, "bits": bits, "a": a, "b": b, "difference": mean_std(diffs),
-                    "wins": sum(d > 0 for d in diffs)})
-    return out
+    diffs: dict[tuple, list[float]] = {}
+    for (schedule, method, bits, seed), value in by_key.items():
+        if schedule == a and (b, method, bits, seed) in by_key:
+            diffs.setdefault((method, bits), []).append(value - by_key[(b, method, bits, seed)])
+    return [{"method": method, "bits": bits, "a": a, "b": b, "difference": mean_std(d), "wins": sum(x > 0 for x in d)}
+            for (method, bits), d in sorted(diffs.items())]
 
 
 def plot(summary: list[dict], refs: dict, distilled: dict, path: Path) -> None:
