@@ -14,10 +14,8 @@ largest size any trial reached. Prints one JSON object; `--plot` draws the curve
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -27,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-import torch
-from tqdm import tqdm
 
+from bench.common import mean_std, quiet, run_in_processes, to_stderr
 from quads_search.config import SweepConfig, load_sweep_config
 from quads_search.pareto import hypervolume_2d, reference_point, to_costs
 from quads_search.space import apply_params, distributions, make_sampler
@@ -39,13 +36,8 @@ SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 SAMPLERS = ("nsga2", "tpe", "random")
 
 
-def quiet(message: str) -> None:
-    pass
-
-
 def run_study(config: SweepConfig, sampler: str, seed: int, trials: int) -> dict:
     """`trials` QUADS runs proposed one at a time by the seeded `sampler`; their objective values."""
-    torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = dataclasses.replace(config.search, sampler=sampler, seed=seed, num_samples=trials)
     objectives = search.objectives
@@ -73,17 +65,21 @@ def trials_to_reach(curve: list[float], target: float) -> int | None:
 
 
 def analyse(studies: list[dict], objectives: list[tuple[str, str]]) -> dict:
-    """Per sampler: hypervolume curves (mean ± std over seeds) and trials to reach random's final mean."""
+    """Per sampler: hypervolume curves over seeds, final hypervolume against random's (paired by
+    seed), and trials to reach random's final mean (which random itself reaches on about half its
+    seeds, by construction)."""
     reference = reference_point(pd.DataFrame([r for s in studies for r in s["trials"]]), objectives)
     curves = {(s["sampler"], s["seed"]): hypervolume_curve(s["trials"], objectives, reference) for s in studies}
-    target = statistics.fmean(c[-1] for (sampler, _), c in curves.items() if sampler == "random")
+    random_final = {seed: c[-1] for (sampler, seed), c in curves.items() if sampler == "random"}
+    target = statistics.fmean(random_final.values())
     out = {"reference": reference.tolist(), "random_final_mean": target, "samplers": {}}
     for sampler in SAMPLERS:
         per_seed = {seed: c for (name, seed), c in curves.items() if name == sampler}
-        matrix = np.array(list(per_seed.values()))
+        by_step = [mean_std(list(values)) for values in zip(*per_seed.values())]
         out["samplers"][sampler] = {
-            "mean": matrix.mean(0).tolist(), "std": matrix.std(0, ddof=1 if len(matrix) > 1 else 0).tolist(),
-            "final": {"mean": float(matrix[:, -1].mean()), "std": float(matrix[:, -1].std(ddof=1 if len(matrix) > 1 else 0))},
+            "mean": [step["mean"] for step in by_step], "std": [step["std"] for step in by_step],
+            "final": by_step[-1],
+            "final_minus_random": mean_std([c[-1] - random_final[seed] for seed, c in per_seed.items()]),
             "trials_to_reach_random_final": {str(seed): trials_to_reach(c, target) for seed, c in per_seed.items()}}
     return out
 
@@ -95,16 +91,29 @@ def plot(analysis: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for sampler, result in analysis["samplers"].items():
-        mean, std = np.array(result["mean"]), np.array(result["std"])
-        x = np.arange(1, len(mean) + 1)
+        mean, x = np.array(result["mean"]), np.arange(1, len(result["mean"]) + 1)
         ax.plot(x, mean, label=sampler)
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        if result["std"][-1] is not None:  # one seed: no band
+            std = np.array(result["std"])
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     ax.axhline(analysis["random_final_mean"], color="grey", linestyle=":", label="random, final (mean)")
     ax.set_xlabel("trials")
     ax.set_ylabel("hypervolume (valid accuracy x MiB)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def measure(args: argparse.Namespace, config: SweepConfig) -> tuple[dict, list[dict]]:
+    """Run every (sampler, seed) study; the settings and the studies."""
+    trials = args.trials or (8 if args.quick else 24)
+    start = time.perf_counter()
+    prepare(config.run_config(), log=to_stderr)  # caches before the workers
+    calls = [(run_study, (config, sampler, seed, trials)) for seed in range(args.seeds) for sampler in SAMPLERS]
+    studies = run_in_processes(calls, args.workers, "studies")
+    settings = {"trials": trials, "seeds": args.seeds, "workers": args.workers,
+                "objectives": config.search.objectives, "wall_clock_s": round(time.perf_counter() - start, 1)}
+    return settings, sorted(studies, key=lambda s: (s["sampler"], s["seed"]))
 
 
 def main() -> None:
@@ -115,26 +124,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="studies at once, one thread each")
     parser.add_argument("--cache-dir", default="~/.cache/quads-search")
     parser.add_argument("--plot", type=Path, help="write the hypervolume curves to this PNG")
+    parser.add_argument("--reanalyse", type=Path, metavar="JSON",
+                        help="run nothing: redo the analysis of the studies in an earlier output of this bench")
     args = parser.parse_args()
-    trials = args.trials or (8 if args.quick else 24)
     config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=True)
     objectives = list(config.search.objectives.items())
     if len(objectives) != 2:
         sys.exit(f"{SPACE}: search.objectives: this bench measures 2-objective hypervolume, got {len(objectives)}")
-    start = time.perf_counter()
-    prepare(config.run_config(), log=lambda m: print(m, file=sys.stderr))  # caches before the workers
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = [pool.submit(run_study, config, s, seed, trials) for seed in range(args.seeds) for s in SAMPLERS]
-        done = concurrent.futures.as_completed(futures)
-        studies = [f.result() for f in tqdm(done, total=len(futures), desc="studies", file=sys.stderr)]
+    if args.reanalyse:
+        earlier = json.loads(args.reanalyse.read_text())
+        settings, studies = earlier["settings"], earlier["studies"]
+    else:
+        settings, studies = measure(args, config)
     analysis = analyse(studies, objectives)
     if args.plot:
         plot(analysis, args.plot)
-    print(json.dumps({"settings": {"trials": trials, "seeds": args.seeds, "workers": args.workers,
-                                   "objectives": dict(objectives)},
-                      "wall_clock_s": round(time.perf_counter() - start, 1), **analysis,
-                      "studies": sorted(studies, key=lambda s: (s["sampler"], s["seed"]))}, indent=1))
+    print(json.dumps({"settings": settings, **analysis, "studies": studies}, indent=1))
 
 
 if __name__ == "__main__":

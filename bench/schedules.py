@@ -1,7 +1,8 @@
 """Does interleaving distillation with quantization (QUADS) beat distil-then-quantize and plain PTQ?
 
 Run from the repository root:
-    python -m bench.schedules [--quick] [--seeds N] [--workers N] [--cache-dir DIR] [--plot PNG]   (CPU)
+    python -m bench.schedules [--quick] [--seeds N] [--schedules S ...] [--workers N] [--cache-dir DIR]
+                              [--plot PNG] [--reanalyse JSON]   (CPU)
 
 The shipped schedules space (default corpus, teacher and student; `--quick`: its smoke settings,
 bits 1 and 4, one seed). Every condition starts from the same cached pre-tuned teacher and
@@ -11,28 +12,26 @@ batch order, the width reducer's initialisation and clustering starts):
   joint       distill 2, joint 2, quantize 2: the weights train under L_centroid before the snap
   sequential  distill 4, then quantize and fine-tune 4: the two-stage pipeline the paper argues against
   ptq         post-training quantization of the pre-tuned student, no training
-References: the fp32 teacher and pre-tuned student, and the student distilled in fp32 for as
-many epochs as `sequential` trains. Prints one JSON object; `--plot` draws accuracy by bits.
+References: the fp32 teacher and pre-tuned student, the student distilled in fp32 for as many
+epochs as `sequential` trains, and that distilled student quantized post-training
+(`distill-ptq`: how much of a trained schedule's lead over `ptq` is distillation alone).
+Prints one JSON object; `--plot` draws accuracy by bits; `--schedules` trains a subset.
 """
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import copy
 import dataclasses
 import json
-import multiprocessing
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
+from bench.common import mean_ci95, mean_std, quiet, run_in_processes, to_stderr
 from quads_search.cache import cache_root
 from quads_search.config import RunConfig, load_sweep_config
 from quads_search.loop import evaluate
+from quads_search.quant import make_quantizer
 from quads_search.schedule import SCHEDULE_PRESETS
 from quads_search.space import apply_params
 from quads_search.teacher import pretuned_teacher
@@ -42,6 +41,7 @@ SPACE = Path(__file__).parents[1] / "search_spaces" / "schedules.yaml"
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
 METHODS = ("kmeans", "affine")
 FP32_DISTILL = "distill-fp32"
+DISTILL_PTQ = "distill-ptq"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +50,6 @@ class Condition:
     bits: int
     method: str
     seed: int
-
-
-def quiet(message: str) -> None:
-    pass
-
-
-def to_stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def base_config(cache_dir: str, quick: bool) -> RunConfig:
@@ -74,7 +66,7 @@ def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
                                "quantization.method": condition.method, "training.seed": condition.seed})
 
 
-def run_condition(base: RunConfig, condition: Condition) -> dict:
+def run_condition(base: RunConfig, condition: Condition) -> list[dict]:
     """Train one condition from the shared pre-tuned models; its test and valid accuracy."""
     start = time.perf_counter()
     run = QuadsRun(condition_config(base, condition), prepare(base, log=quiet), quiet)
@@ -82,41 +74,43 @@ def run_condition(base: RunConfig, condition: Condition) -> dict:
         run.run_stage(index)
     with tempfile.TemporaryDirectory() as out:
         metrics = run.finish(Path(out))
-    return {**dataclasses.asdict(condition), "test_accuracy": metrics["accuracy"],
-            "valid_accuracy": metrics["valid_accuracy"], "size_mb": metrics["size_mb"],
-            "seconds": round(time.perf_counter() - start, 1)}
+    return [{**dataclasses.asdict(condition), "test_accuracy": metrics["accuracy"],
+             "valid_accuracy": metrics["valid_accuracy"], "size_mb": metrics["size_mb"],
+             "seconds": round(time.perf_counter() - start, 1)}]
+
+
+def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> list[dict]:
+    """Distil the student in fp32, then quantize copies of it post-training at every bit width and method."""
+    fp32 = Condition(FP32_DISTILL, 32, "kmeans", seed)  # 32 bits: nothing is quantized, the method is unused
+    run = QuadsRun(condition_config(base, fp32), prepare(base, log=quiet), quiet)
+    for index in range(len(run.stages)):
+        run.run_stage(index)
+    data, device = run.p.data, run.p.device
+
+    def row(model, schedule: str, b: int, method: str) -> dict:
+        test = evaluate(model, data.test, base.training.eval_batch_size, device, len(data.intents))
+        return {"schedule": schedule, "bits": b, "method": method, "seed": seed, "test_accuracy": test["accuracy"]}
+
+    rows = [row(run.model, FP32_DISTILL, 32, "none")]
+    for method in METHODS:
+        for b in bits:
+            model = copy.deepcopy(run.model)
+            make_quantizer(model, dataclasses.replace(base.quantization, bits=b, method=method)).attach()
+            rows.append(row(model, DISTILL_PTQ, b, method))
+    return rows
 
 
 def references(base: RunConfig) -> dict:
     """Test and valid accuracy of the fp32 pre-tuned teacher and student every condition starts from."""
     prepared = prepare(base, log=to_stderr)
     teacher = pretuned_teacher(base, prepared.data, cache_root(base.cache_dir), prepared.device, log=quiet)
-    data = prepared.data
+    data, bs, classes = prepared.data, base.training.eval_batch_size, len(prepared.data.intents)
     out = {"clips": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}}
     for name, model in (("teacher_fp32", teacher), ("student_fp32", prepared.student)):
-        bs, classes = base.training.eval_batch_size, len(data.intents)
         out[name] = {"test_accuracy": evaluate(model, data.test, bs, prepared.device, classes)["accuracy"],
                      "valid_accuracy": evaluate(model, data.valid, bs, prepared.device, classes)["accuracy"],
                      "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
     return out
-
-
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def run_all(base: RunConfig, conditions: list[Condition], workers: int) -> list[dict]:
-    """Every condition in `workers` spawned processes of one thread each, with a progress bar."""
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        futures = [pool.submit(run_condition, base, c) for c in conditions]
-        done = concurrent.futures.as_completed(futures)
-        return [f.result() for f in tqdm(done, total=len(futures), desc="conditions", file=sys.stderr)]
-
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -139,6 +133,13 @@ def paired(runs: list[dict], a: str, b: str) -> list[dict]:
             for (method, bits), d in sorted(diffs.items())]
 
 
+def pooled(runs: list[dict], a: str, b: str) -> dict:
+    """`a` minus `b` over every (method, bits, seed) pair at once: the grid's average effect."""
+    by_key = {(r["schedule"], r["method"], r["bits"], r["seed"]): r["test_accuracy"] for r in runs}
+    diffs = [v - by_key[(b, *rest)] for (s, *rest), v in by_key.items() if s == a and (b, *rest) in by_key]
+    return {"a": a, "b": b, "difference": mean_ci95(diffs), "wins": sum(d > 0 for d in diffs)}
+
+
 def plot(summary: list[dict], refs: dict, distilled: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -146,10 +147,13 @@ def plot(summary: list[dict], refs: dict, distilled: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(METHODS), figsize=(10, 4), sharey=True)
     for ax, method in zip(axes, METHODS):
-        for schedule in SCHEDULES:
+        for schedule in (*SCHEDULES, DISTILL_PTQ):
             rows = [r for r in summary if r["schedule"] == schedule and r["method"] == method]
+            if not rows:
+                continue
             ax.errorbar([r["bits"] for r in rows], [100 * r["test_accuracy"]["mean"] for r in rows],
-                        yerr=[100 * r["test_accuracy"]["std"] for r in rows], marker="o", capsize=3, label=schedule)
+                        yerr=[100 * (r["test_accuracy"]["std"] or 0) for r in rows], marker="o", capsize=3, label=schedule,
+                        linestyle="--" if schedule == DISTILL_PTQ else "-")
         for (name, value), style in zip([("teacher fp32", refs["teacher_fp32"]["test_accuracy"]),
                                          ("student fp32", refs["student_fp32"]["test_accuracy"]),
                                          ("student distilled fp32", distilled["mean"])], (":", "--", "-.")):
@@ -164,37 +168,60 @@ def plot(summary: list[dict], refs: dict, distilled: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke settings, bits 1 and 4, one seed (under 5 min)")
-    parser.add_argument("--seeds", type=int, help="seeds per condition (default 3; 1 with --quick)")
-    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each")
-    parser.add_argument("--cache-dir", default="~/.cache/quads-search")
-    parser.add_argument("--plot", type=Path, help="write accuracy-by-bits to this PNG")
-    args = parser.parse_args()
+def analyse(runs: list[dict], refs: dict) -> dict:
+    """Summary, per-cell and pooled paired differences, and the fp32 references, from the runs."""
+    trained = [r for r in runs if r["schedule"] != FP32_DISTILL]
+    present = {r["schedule"] for r in trained}
+    comparisons = [(a, b) for a, b in [("quads", "sequential"), ("joint", "sequential"), ("quads", "ptq"),
+                                       ("quads", DISTILL_PTQ), ("sequential", DISTILL_PTQ), (DISTILL_PTQ, "ptq")]
+                   if {a, b} <= present]
+    return {"references": {**refs, FP32_DISTILL: mean_std([r["test_accuracy"] for r in runs
+                                                            if r["schedule"] == FP32_DISTILL])},
+            "summary": summarize(trained),
+            "paired": {f"{a} - {b}": paired(trained, a, b) for a, b in comparisons},
+            "pooled": {f"{a} - {b}": pooled(trained, a, b) for a, b in comparisons},
+            "runs": sorted(runs, key=lambda r: (r["schedule"], r["method"], r["bits"], r["seed"]))}
+
+
+def measure(args: argparse.Namespace) -> tuple[dict, list[dict], dict]:
+    """Train every condition; the settings, the runs and the fp32 references."""
     seeds = range(args.seeds or (1 if args.quick else 3))
     bits = (1, 4) if args.quick else (1, 2, 4, 8)
     base = base_config(args.cache_dir, args.quick)
     start = time.perf_counter()
     refs = references(base)  # builds every cache before the workers start
-    conditions = [Condition(s, b, m, seed) for seed in seeds for m in METHODS for b in bits for s in SCHEDULES]
-    conditions += [Condition(FP32_DISTILL, 32, "kmeans", seed) for seed in seeds]
-    runs = run_all(base, conditions, args.workers)
-    trained = [r for r in runs if r["schedule"] != FP32_DISTILL]
-    distilled = mean_std([r["test_accuracy"] for r in runs if r["schedule"] == FP32_DISTILL])
-    summary = summarize(trained)
+    calls = [(run_distill_then_ptq, (base, seed, bits)) for seed in seeds]  # the longest first
+    calls += [(run_condition, (base, Condition(s, b, m, seed)))
+              for seed in seeds for m in METHODS for b in bits for s in args.schedules]
+    runs = [row for rows in run_in_processes(calls, args.workers, "runs") for row in rows]
+    settings = {"quick": args.quick, "seeds": len(seeds), "bits": bits, "schedules": args.schedules,
+                "threads_per_run": 1,
+                "workers": args.workers, "wall_clock_s": round(time.perf_counter() - start, 1)}
+    return settings, runs, refs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke settings, bits 1 and 4, one seed (under 5 min)")
+    parser.add_argument("--seeds", type=int, help="seeds per condition (default 3; 1 with --quick)")
+    parser.add_argument("--schedules", nargs="+", choices=SCHEDULES, default=list(SCHEDULES),
+                        help="schedules to train (the fp32 and distill-ptq references always run)")
+    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each")
+    parser.add_argument("--cache-dir", default="~/.cache/quads-search")
+    parser.add_argument("--plot", type=Path, help="write accuracy-by-bits to this PNG")
+    parser.add_argument("--reanalyse", type=Path, metavar="JSON",
+                        help="train nothing: redo the analysis of the runs in an earlier output of this bench")
+    args = parser.parse_args()
+    if args.reanalyse:
+        earlier = json.loads(args.reanalyse.read_text())
+        settings, runs = earlier["settings"], earlier["runs"]
+        refs = {k: v for k, v in earlier["references"].items() if k != FP32_DISTILL}
+    else:
+        settings, runs, refs = measure(args)
+    result = {"settings": settings, **analyse(runs, refs)}
     if args.plot:
-        plot(summary, refs, distilled, args.plot)
-    print(json.dumps({
-        "settings": {"quick": args.quick, "seeds": len(seeds), "bits": bits, "threads_per_run": 1,
-                     "workers": args.workers},
-        "wall_clock_s": round(time.perf_counter() - start, 1),
-        "references": {**refs, FP32_DISTILL: distilled},
-        "summary": summary,
-        "quads_minus_sequential": paired(trained, "quads", "sequential"),
-        "joint_minus_sequential": paired(trained, "joint", "sequential"),
-        "quads_minus_ptq": paired(trained, "quads", "ptq"),
-        "runs": sorted(runs, key=lambda r: (r["schedule"], r["method"], r["bits"], r["seed"]))}, indent=1))
+        plot(result["summary"], refs, result["references"][FP32_DISTILL], args.plot)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,3 +13,6 @@ class ConfigError(UserError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+    def __reduce__(self):  # rebuilt from its fields when it crosses a process boundary (pools, Ray)
+        return type(self), (self.source, self.problems)

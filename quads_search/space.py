@@ -113,4 +113,6 @@ def make_sampler(search: SearchConfig, constrained: bool = False) -> optuna.samp
         return optuna.samplers.NSGAIISampler(population_size=max(4, min(20, search.num_samples // 3)), **kwargs)
     if search.sampler == "tpe":
         return optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, search.num_samples // 3)), **kwargs)
-    return optuna.samplers.RandomSampler(seed=search.seed)
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=search.seed)
+    raise ValueError(f"search.sampler: unknown sampler {search.sampler!r}")

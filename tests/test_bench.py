@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from bench.samplers import hypervolume_curve, trials_to_reach
-from bench.schedules import paired, summarize
+from bench.common import mean_std
+from bench.samplers import analyse, hypervolume_curve, trials_to_reach
+from bench.schedules import paired, pooled, summarize
 
 OBJECTIVES = [("valid_accuracy", "max"), ("size_mb", "min")]
 
@@ -12,26 +13,53 @@ def run(schedule, seed, accuracy, bits=2, method="kmeans"):
     return {"schedule": schedule, "bits": bits, "method": method, "seed": seed, "test_accuracy": accuracy}
 
 
-def test_paired_differences_match_seed_with_seed():
-    runs = [run("quads", 0, 0.5), run("quads", 1, 0.7), run("sequential", 0, 0.4), run("sequential", 1, 0.8)]
-    (cell,) = paired(runs, "quads", "sequential")
-    assert cell["difference"]["mean"] == pytest.approx(0.0)  # +0.1 and -0.1
-    assert cell["difference"]["std"] == pytest.approx(np.std([0.1, -0.1], ddof=1))
-    assert cell["wins"] == 1
+def test_paired_differences_match_seed_with_seed_within_each_cell():
+    runs = [run("quads", 0, 0.5), run("quads", 1, 0.7), run("sequential", 0, 0.4), run("sequential", 1, 0.8),
+            run("quads", 2, 0.9),  # no sequential partner: left out
+            run("quads", 0, 0.3, bits=4), run("sequential", 0, 0.1, bits=4)]
+    two_bits, four_bits = paired(runs, "quads", "sequential")
+    assert (two_bits["bits"], four_bits["bits"]) == (2, 4)
+    assert two_bits["difference"]["mean"] == pytest.approx(0.0)  # +0.1 and -0.1
+    assert two_bits["difference"]["std"] == pytest.approx(np.std([0.1, -0.1], ddof=1))
+    assert two_bits["wins"] == 1
+    assert four_bits["difference"] == {"mean": pytest.approx(0.2), "std": None, "n": 1}
+    overall = pooled(runs, "quads", "sequential")
+    assert overall["difference"]["mean"] == pytest.approx(0.2 / 3) and overall["wins"] == 2
+    low, high = overall["difference"]["ci95"]
+    assert low < overall["difference"]["mean"] < high
 
 
-def test_summary_is_mean_and_sample_std_over_seeds():
+def test_summary_is_mean_and_sample_std_over_seeds_and_no_std_for_one_seed():
     (row,) = summarize([run("ptq", s, a) for s, a in enumerate([0.2, 0.4, 0.6])])
     assert row["test_accuracy"] == {"mean": pytest.approx(0.4), "std": pytest.approx(0.2), "n": 3}
+    assert mean_std([0.3])["std"] is None
 
 
 def test_hypervolume_curve_grows_only_when_a_trial_extends_the_front():
-    rows = [{"valid_accuracy": 0.5, "size_mb": 1.0}, {"valid_accuracy": 0.4, "size_mb": 1.5},
-            {"valid_accuracy": 0.8, "size_mb": 1.0}]
-    curve = hypervolume_curve(rows, OBJECTIVES, np.array([0.0, 2.0]))
-    assert curve == pytest.approx([0.5 * 1.0, 0.5 * 1.0, 0.8 * 1.0])
+    rows = [{"valid_accuracy": 0.5, "size_mb": 1.0}, {"valid_accuracy": 0.4, "size_mb": 1.5},  # dominated
+            {"valid_accuracy": 0.8, "size_mb": 1.0}, {"valid_accuracy": 0.3, "size_mb": 0.5}]  # better; smaller
+    curve = hypervolume_curve(rows, OBJECTIVES, np.array([0.0, 3.0]))
+    assert curve == pytest.approx([0.5 * 2.0, 0.5 * 2.0, 0.8 * 2.0, 0.8 * 2.0 + 0.3 * 0.5])
 
 
 def test_trials_to_reach_counts_from_one_and_says_never():
     assert trials_to_reach([0.1, 0.3, 0.3, 0.5], 0.3) == 2
     assert trials_to_reach([0.1, 0.2], 0.3) is None
+
+
+def test_sampler_analysis_shares_one_reference_and_targets_random_final_mean():
+    def study(sampler, seed, accuracies):
+        return {"sampler": sampler, "seed": seed,
+                "trials": [{"valid_accuracy": a, "size_mb": 1.0} for a in accuracies]}
+
+    studies = [study("random", 0, [0.2, 0.4]), study("random", 1, [0.6, 0.6]),
+               study("tpe", 0, [0.2, 0.8]), study("tpe", 1, [0.3, 0.3]),
+               study("nsga2", 0, [0.1, 0.1]), study("nsga2", 1, [0.5, 0.5])]
+    result = analyse(studies, OBJECTIVES)
+    assert result["reference"] == pytest.approx([0.0, 1.1])  # 1.1 x the largest size of any study
+    assert result["random_final_mean"] == pytest.approx(0.1 * (0.4 + 0.6) / 2)
+    tpe = result["samplers"]["tpe"]
+    assert tpe["mean"] == pytest.approx([0.1 * 0.25, 0.1 * 0.55])
+    assert tpe["trials_to_reach_random_final"] == {"0": 2, "1": None}
+    assert tpe["final_minus_random"]["mean"] == pytest.approx(0.1 * ((0.8 - 0.4) + (0.3 - 0.6)) / 2)
+    assert result["samplers"]["random"]["final_minus_random"]["mean"] == 0.0

@@ -6,6 +6,7 @@ The first test runs docs/cluster.md's code blocks themselves (`ray start` for bo
 Ray's Cluster helper, which stays on loopback without a namespace."""
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -48,15 +49,20 @@ def test_the_documented_commands_run_a_two_node_sweep(smoke_cache, prepared, tmp
     verbs = [c.split()[:2] for c in commands if c.split()[:2] in (["ray", "start"], ["quads-search", "run"], ["ray", "stop"])]
     assert verbs == [["ray", "start"], ["ray", "start"], ["quads-search", "run"], ["ray", "stop"]]  # head, worker
     shared = tmp_path / "shared"
-    test_sized = {  # one CPU a node, so the two 1-CPU smoke trials need both nodes
-        "ray start": " --num-cpus=1",
-        "quads-search run": (f" --smoke --num-samples 2 --max-concurrent 2 --set search.cpus_per_trial=1"
-                             f" --set search.gpus_per_trial=0 --set cache_dir={smoke_cache}")}
     script = ["set -e", "ip link set lo up"]
     for command in commands:
-        command = command.replace("HEAD_IP", "127.0.0.1").replace("/shared", str(shared))
-        script.append(command + next((extra for start, extra in test_sized.items() if command.startswith(start)), ""))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}  # Ray's Linux default
+        command = re.sub(r"/shared\b", shlex.quote(str(shared)), command.replace("HEAD_IP", "127.0.0.1"))
+        if command.startswith("ray start"):  # one CPU a node, so the two 1-CPU smoke trials need both nodes
+            command = command.replace("ray start", "ray start --num-cpus=1", 1)
+        elif command.startswith("quads-search run"):  # appended: a later --set wins
+            command += (" --smoke --num-samples 2 --max-concurrent 2 --set search.cpus_per_trial=1"
+                        f" --set search.gpus_per_trial=0 --set cache_dir={shlex.quote(str(smoke_cache))}")
+        script.append(command)
+    # Ray's Linux default for the cluster variable; a fresh HOME, so the token the docs generate
+    # (~/.ray/auth_token) is the test's own and no token from the environment takes precedence.
+    drop = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["HOME"] = str(tmp_path / "home")
     with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as ray_tmp:  # short: Unix socket paths
         env["RAY_TMPDIR"] = ray_tmp
         out = subprocess.run([*NAMESPACE, "bash", "-c", "\n".join(script)], cwd=REPO, env=env,

@@ -93,3 +93,10 @@ def test_every_shipped_space_validates_and_names_its_command(path, smoke):
     config = load_sweep_config(path, smoke=smoke)
     assert config.space and config.name == path.stem
     assert f"quads-search run search_spaces/{path.name}" in path.read_text().split("\nname:")[0]
+
+
+def test_a_config_error_survives_pickling_across_processes():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ConfigError("space.yaml", ["a: bad", "b: worse"])))
+    assert (error.source, error.problems, str(error)) == ("space.yaml", ["a: bad", "b: worse"], "space.yaml: a: bad; b: worse")
