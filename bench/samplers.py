@@ -1,7 +1,8 @@
 """Hypervolume against trials for NSGA-II, TPE and random sampling on the shipped mixed-precision space.
 
 Run from the repository root:
-    python -m bench.samplers [--quick] [--trials N] [--seeds N] [--workers N] [--cache-dir DIR] [--plot PNG]   (CPU)
+    python -m bench.samplers [--quick] [--trials N] [--seeds N] [--workers N] [--cache-dir DIR] [--plot PNG]
+                             [--reanalyse JSON]   (CPU)
 
 The space and objectives of search_spaces/mixed_precision.yaml (validation accuracy up, size
 down) under its smoke settings: small corpus, one distill/quantize cycle, a few seconds a
