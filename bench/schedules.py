@@ -66,12 +66,18 @@ def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
                                "quantization.method": condition.method, "training.seed": condition.seed})
 
 
-def run_condition(base: RunConfig, condition: Condition) -> list[dict]:
-    """Train one condition from the shared pre-tuned models; its test and valid accuracy."""
-    start = time.perf_counter()
+def trained(base: RunConfig, condition: Condition) -> QuadsRun:
+    """`condition`'s schedule run to its end from the shared pre-tuned models (nothing exported yet)."""
     run = QuadsRun(condition_config(base, condition), prepare(base, log=quiet), quiet)
     for index in range(len(run.stages)):
         run.run_stage(index)
+    return run
+
+
+def run_condition(base: RunConfig, condition: Condition) -> list[dict]:
+    """Train one condition; its test and valid accuracy."""
+    start = time.perf_counter()
+    run = trained(base, condition)
     with tempfile.TemporaryDirectory() as out:
         metrics = run.finish(Path(out))
     return [{**dataclasses.asdict(condition), "test_accuracy": metrics["accuracy"],
@@ -81,10 +87,7 @@ def run_condition(base: RunConfig, condition: Condition) -> list[dict]:
 
 def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> list[dict]:
     """Distil the student in fp32, then quantize copies of it post-training at every bit width and method."""
-    fp32 = Condition(FP32_DISTILL, 32, "kmeans", seed)  # 32 bits: nothing is quantized, the method is unused
-    run = QuadsRun(condition_config(base, fp32), prepare(base, log=quiet), quiet)
-    for index in range(len(run.stages)):
-        run.run_stage(index)
+    run = trained(base, Condition(FP32_DISTILL, 32, "kmeans", seed))  # 32 bits: the method is unused
     data, device = run.p.data, run.p.device
 
     def row(model, schedule: str, b: int, method: str) -> dict:
@@ -122,21 +125,25 @@ def summarize(runs: list[dict]) -> list[dict]:
             for (s, m, b), v in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))]
 
 
-def paired(runs: list[dict], a: str, b: str) -> list[dict]:
-    """Per (method, bits): schedule `a` minus schedule `b`, seed by seed (same start, same seed)."""
+def differences(runs: list[dict], a: str, b: str) -> dict[tuple, list[float]]:
+    """Schedule `a` minus schedule `b` on the same (method, bits, seed), grouped by (method, bits)."""
     by_key = {(r["schedule"], r["method"], r["bits"], r["seed"]): r["test_accuracy"] for r in runs}
     diffs: dict[tuple, list[float]] = {}
     for (schedule, method, bits, seed), value in by_key.items():
         if schedule == a and (b, method, bits, seed) in by_key:
             diffs.setdefault((method, bits), []).append(value - by_key[(b, method, bits, seed)])
+    return dict(sorted(diffs.items()))
+
+
+def paired(runs: list[dict], a: str, b: str) -> list[dict]:
+    """Per (method, bits): `a` minus `b`, seed by seed (same start, same seed)."""
     return [{"method": method, "bits": bits, "a": a, "b": b, "difference": mean_std(d), "wins": sum(x > 0 for x in d)}
-            for (method, bits), d in sorted(diffs.items())]
+            for (method, bits), d in differences(runs, a, b).items()]
 
 
 def pooled(runs: list[dict], a: str, b: str) -> dict:
     """`a` minus `b` over every (method, bits, seed) pair at once: the grid's average effect."""
-    by_key = {(r["schedule"], r["method"], r["bits"], r["seed"]): r["test_accuracy"] for r in runs}
-    diffs = [v - by_key[(b, *rest)] for (s, *rest), v in by_key.items() if s == a and (b, *rest) in by_key]
+    diffs = [d for cell in differences(runs, a, b).values() for d in cell]
     return {"a": a, "b": b, "difference": mean_ci95(diffs), "wins": sum(d > 0 for d in diffs)}
 
 

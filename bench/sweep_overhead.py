@@ -20,6 +20,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is
 
 import optuna  # noqa: E402
 
+from bench.common import quiet  # noqa: E402
 from quads_search.config import load_sweep_config  # noqa: E402
 from quads_search.space import apply_params, distributions  # noqa: E402
 from quads_search.sweep import run_sweep  # noqa: E402
@@ -36,14 +37,14 @@ def sampled_params(config, count: int) -> list[dict]:
 def in_process(config, params: list[dict], out: Path) -> float:
     start = time.perf_counter()
     for i, p in enumerate(params):
-        run_quads(apply_params(config.run_config(), p), out / str(i), log=lambda m: None)
+        run_quads(apply_params(config.run_config(), p), out / str(i), log=quiet)
     return time.perf_counter() - start
 
 
 def with_ray(config, count: int, concurrent: int, out: Path) -> float:
     search = dataclasses.replace(config.search, sampler="random", num_samples=count, max_concurrent=concurrent)
     start = time.perf_counter()
-    run_sweep(dataclasses.replace(config, search=search), out, log=lambda m: None)
+    run_sweep(dataclasses.replace(config, search=search), out, log=quiet)
     return time.perf_counter() - start
 
 
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=True)
-    prepare(config.run_config(), log=lambda m: None)  # caches first: not part of any timing
+    prepare(config.run_config(), log=quiet)  # caches first: not part of any timing
     count = 4 if args.quick else 8
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.common import quiet
 from quads_search.cache import cache_root
 from quads_search.config import load_sweep_config
 from quads_search.loop import OptimSpec, make_optimizer, steps_per_epoch, train_epoch
@@ -56,9 +57,9 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="the default (not --smoke) corpus, teacher, student")
     args = parser.parse_args()
     config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=not args.default).run_config()
-    prepared = prepare(config, log=lambda m: None)
+    prepared = prepare(config, log=quiet)
     teacher = pretuned_teacher(config, prepared.data, cache_root(config.cache_dir), torch.device("cpu"),
-                               log=lambda m: None)
+                               log=quiet)
     teacher.eval()
     reducer = WidthReducer(prepared.teacher_z.shape[1], prepared.student.width, config.teacher.reduce)
     times = {"cached": [], "live": []}
