@@ -6,10 +6,21 @@ import json
 import multiprocessing
 import statistics
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
+
+from quads_search.config import SweepConfig
+from quads_search.sweep.space import load_sweep
+
+SPACES = Path(__file__).parents[1] / "search_spaces"
+
+
+def space_config(name: str, cache_dir: str, smoke: bool, overrides: tuple[str, ...] = ()) -> SweepConfig:
+    """A shipped space (`search_spaces/<name>.yaml`) with the bench's cache directory."""
+    return load_sweep(SPACES / f"{name}.yaml", [f"cache_dir={cache_dir}", *overrides], smoke=smoke)
 
 
 def quiet(message: str) -> None:

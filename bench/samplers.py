@@ -27,13 +27,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from bench.common import mean_std, quiet, run_in_processes, to_stderr
-from quads_search.config import SweepConfig, load_sweep_config
-from quads_search.pareto import hypervolume_2d, reference_point, to_costs
-from quads_search.space import apply_params, distributions, make_sampler
-from quads_search.train import prepare, run_quads
+from bench.common import mean_std, quiet, run_in_processes, space_config, to_stderr
+from quads_search.config import SweepConfig
+from quads_search.core.run import prepare, run_quads
+from quads_search.pareto.front import hypervolume_2d, reference_point, to_costs
+from quads_search.sweep.space import apply_params, distributions, make_sampler
 
-SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 SAMPLERS = ("nsga2", "tpe", "random")
 
 
@@ -128,10 +127,10 @@ def main() -> None:
     parser.add_argument("--reanalyse", type=Path, metavar="JSON",
                         help="run nothing: redo the analysis of the studies in an earlier output of this bench")
     args = parser.parse_args()
-    config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=True)
+    config = space_config("mixed_precision", args.cache_dir, smoke=True)
     objectives = list(config.search.objectives.items())
     if len(objectives) != 2:
-        sys.exit(f"{SPACE}: search.objectives: this bench measures 2-objective hypervolume, got {len(objectives)}")
+        sys.exit("mixed_precision.yaml: search.objectives: this bench measures 2-objective hypervolume, got {len(objectives)}")
     if args.reanalyse:
         earlier = json.loads(args.reanalyse.read_text())
         settings, studies = earlier["settings"], earlier["studies"]

@@ -27,17 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import mean_ci95, mean_std, quiet, run_in_processes, to_stderr
+from bench.common import mean_ci95, mean_std, quiet, run_in_processes, space_config, to_stderr
 from quads_search.cache import cache_root
-from quads_search.config import RunConfig, load_sweep_config
-from quads_search.loop import evaluate
-from quads_search.quant import make_quantizer
-from quads_search.schedule import SCHEDULE_PRESETS
-from quads_search.space import apply_params
-from quads_search.teacher import pretuned_teacher
-from quads_search.train import QuadsRun, prepare
+from quads_search.config import RunConfig
+from quads_search.core.epochs import evaluate
+from quads_search.core.quantizer import make_quantizer
+from quads_search.core.run import QuadsRun, prepare
+from quads_search.core.schedule import SCHEDULE_PRESETS
+from quads_search.core.teacher import pretuned_teacher
+from quads_search.sweep.space import apply_params
 
-SPACE = Path(__file__).parents[1] / "search_spaces" / "schedules.yaml"
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
 METHODS = ("kmeans", "affine")
 FP32_DISTILL = "distill-fp32"
@@ -53,7 +52,7 @@ class Condition:
 
 
 def base_config(cache_dir: str, quick: bool) -> RunConfig:
-    return load_sweep_config(SPACE, [f"cache_dir={cache_dir}"], smoke=quick).run_config()
+    return space_config("schedules", cache_dir, smoke=quick).run_config()
 
 
 def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
@@ -62,15 +61,14 @@ def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
         schedule = [{"stage": "distill", "epochs": epochs}]
     else:
         schedule = condition.schedule
-    return apply_params(base, {"training.schedule": schedule, "quantization.bits": condition.bits,
+    return apply_params(base, {"training.schedule": schedule, "bits.default": condition.bits,
                                "quantization.method": condition.method, "training.seed": condition.seed})
 
 
 def trained(base: RunConfig, condition: Condition) -> QuadsRun:
     """`condition`'s schedule run to its end from the shared pre-tuned models (nothing exported yet)."""
     run = QuadsRun(condition_config(base, condition), prepare(base, log=quiet), quiet)
-    for index in range(len(run.stages)):
-        run.run_stage(index)
+    run.run_stages()
     return run
 
 
@@ -88,7 +86,7 @@ def run_condition(base: RunConfig, condition: Condition) -> list[dict]:
 def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> list[dict]:
     """Distil the student in fp32, then quantize copies of it post-training at every bit width and method."""
     run = trained(base, Condition(FP32_DISTILL, 32, "kmeans", seed))  # 32 bits: the method is unused
-    data, device = run.p.data, run.p.device
+    data, device = run.prepared.data, run.prepared.device
 
     def row(model, schedule: str, b: int, method: str) -> dict:
         test = evaluate(model, data.test, base.training.eval_batch_size, device, len(data.intents))
@@ -98,7 +96,7 @@ def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> l
     for method in METHODS:
         for b in bits:
             model = copy.deepcopy(run.model)
-            make_quantizer(model, dataclasses.replace(base.quantization, bits=b, method=method)).attach()
+            make_quantizer(model, dataclasses.replace(base.quantization, bits={"default": b}, method=method)).attach()
             rows.append(row(model, DISTILL_PTQ, b, method))
     return rows
 

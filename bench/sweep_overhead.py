@@ -20,13 +20,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is
 
 import optuna  # noqa: E402
 
-from bench.common import quiet  # noqa: E402
-from quads_search.config import load_sweep_config  # noqa: E402
-from quads_search.space import apply_params, distributions  # noqa: E402
-from quads_search.sweep import run_sweep  # noqa: E402
-from quads_search.train import prepare, run_quads  # noqa: E402
-
-SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+from bench.common import quiet, space_config  # noqa: E402
+from quads_search.core.run import prepare, run_quads  # noqa: E402
+from quads_search.sweep.driver import run_sweep  # noqa: E402
+from quads_search.sweep.space import apply_params, distributions  # noqa: E402
 
 
 def sampled_params(config, count: int) -> list[dict]:
@@ -54,7 +51,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="~/.cache/quads-search")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=True)
+    config = space_config("mixed_precision", args.cache_dir, smoke=True)
     prepare(config.run_config(), log=quiet)  # caches first: not part of any timing
     count = 4 if args.quick else 8
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,19 +14,15 @@ import copy
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from bench.common import quiet
+from bench.common import quiet, space_config
 from quads_search.cache import cache_root
-from quads_search.config import load_sweep_config
-from quads_search.loop import OptimSpec, make_optimizer, steps_per_epoch, train_epoch
-from quads_search.losses import cross_entropy, l1_distill
-from quads_search.teacher import WidthReducer, pretuned_teacher
-from quads_search.train import prepare
-
-SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+from quads_search.core.epochs import OptimSpec, make_optimizer, steps_per_epoch, train_epoch
+from quads_search.core.losses import cross_entropy, l1_distill
+from quads_search.core.run import prepare
+from quads_search.core.teacher import WidthReducer, pretuned_teacher
 
 
 def one_epoch(prepared, teacher, reducer, live: bool, batch_size: int) -> float:
@@ -56,7 +52,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="~/.cache/quads-search")
     parser.add_argument("--default", action="store_true", help="the default (not --smoke) corpus, teacher, student")
     args = parser.parse_args()
-    config = load_sweep_config(SPACE, [f"cache_dir={args.cache_dir}"], smoke=not args.default).run_config()
+    config = space_config("mixed_precision", args.cache_dir, smoke=not args.default).run_config()
     prepared = prepare(config, log=quiet)
     teacher = pretuned_teacher(config, prepared.data, cache_root(config.cache_dir), torch.device("cpu"),
                                log=quiet)

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Imported on first use, so `quads-search --help` and config validation stay fast.
     if name == "load_packed":
-        from quads_search.export import load_packed
+        from quads_search.core.export import load_packed
 
         return load_packed
     raise AttributeError(f"module 'quads_search' has no attribute {name!r}")

@@ -17,7 +17,7 @@ SUBCOMMANDS = {
     "train": "quads_search.commands.train",
     "pareto": "quads_search.commands.pareto",
     "profile": "quads_search.commands.profile",
-    "data": "quads_search.data.commands",
+    "data": "quads_search.commands.data",
     "evaluate": "quads_search.commands.evaluate",
 }
 

@@ -1,23 +1,39 @@
-"""Metric names every run reports, and the classification metrics themselves."""
+"""The one registry of metrics a finished run reports: name, direction, label and format.
+
+Sweep objectives and constraints, the trials table, `train`, `profile` and `pareto` all
+read from here, so a metric is added (or renamed) in one place.
+"""
 from __future__ import annotations
 
-import torch
-
-# What a finished run reports (sweep objectives and constraints must come from here).
-METRIC_NAMES = ("accuracy", "f1_macro", "valid_accuracy", "valid_f1_macro", "size_mb", "size_mb_nominal",
-                "gmacs", "gbitops", "params_m", "bits_avg")
+from dataclasses import dataclass
+from typing import Literal
 
 
-def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
-    return (predictions == labels).double().mean().item()
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    better: Literal["max", "min"]
+    label: str  # axis and column label
+    fmt: str  # how tables print one value
+    held_out: bool = False  # measured on the test split: reported, never used to choose
 
 
-def f1_macro(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Macro F1 over the classes present in labels or predictions (as scikit-learn counts it)."""
-    index = labels * num_classes + predictions
-    confusion = torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes).double()
-    tp = confusion.diag()
-    support, predicted = confusion.sum(1), confusion.sum(0)
-    present = (support + predicted) > 0
-    f1 = torch.where(present, 2 * tp / (support + predicted).clamp(min=1), torch.zeros_like(tp))
-    return (f1[present].sum() / present.sum()).item()
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", "max", "test accuracy (held out)", "{:.4f}", held_out=True),
+    Metric("f1_macro", "max", "test macro F1 (held out)", "{:.4f}", held_out=True),
+    Metric("valid_accuracy", "max", "validation accuracy", "{:.4f}"),
+    Metric("valid_f1_macro", "max", "validation macro F1", "{:.4f}"),
+    Metric("size_mb", "min", "model size (MiB, packed)", "{:.4f} MiB"),
+    Metric("size_mb_nominal", "min", "model size (MiB, params x bits)", "{:.4f} MiB"),
+    Metric("gmacs", "min", "GMACs per forward pass", "{:.4f}"),
+    Metric("gbitops", "min", "GBitOPs per forward pass", "{:.2f}"),
+    Metric("params_m", "min", "parameters (M)", "{:.3f} M"),
+    Metric("bits_avg", "min", "average bits per parameter", "{:.2f}"),
+)}
+METRIC_NAMES = tuple(METRICS)
+COST_NAMES = ("params_m", "gmacs", "gbitops", "size_mb", "size_mb_nominal", "bits_avg")  # known before training
+
+
+def format_metrics(values: dict, names: tuple[str, ...] = METRIC_NAMES) -> list[str]:
+    """`name  value` lines for the metrics of `names` present in `values`."""
+    return [f"{name:16s} {METRICS[name].fmt.format(values[name])}" for name in names if values.get(name) is not None]

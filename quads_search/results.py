@@ -17,8 +17,7 @@ import pandas as pd
 from quads_search.cache import write_json
 from quads_search.metrics import METRIC_NAMES
 
-METRIC_COLUMNS = METRIC_NAMES
-BASE_COLUMNS = ("trial_id", "experiment", "status", "node_id", "wall_s", *METRIC_COLUMNS, "error", "model_path")
+BASE_COLUMNS = ("trial_id", "experiment", "status", "node_id", "wall_s", *METRIC_NAMES, "error", "model_path")
 TRIALS_FILE = "trials.parquet"
 
 
@@ -72,3 +71,14 @@ def _clean(row: dict) -> dict:
             value = None
         out[key] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status: str | None = None,
+              error: str | None = None) -> dict:
+    """One tidy row: identity, status, metrics, and every searched parameter as `param.<name>`."""
+    row = {"trial_id": trial_id, "experiment": experiment, "status": status or result.get("status", "error"),
+           "node_id": result.get("node_id"), "wall_s": result.get("wall_s"),
+           "error": error if error is not None else result.get("error"), "model_path": result.get("model_path")}
+    row.update({m: result.get(m) for m in METRIC_NAMES})
+    row.update({f"param.{name}": value for name, value in config.items()})
+    return row

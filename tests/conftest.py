@@ -18,15 +18,15 @@ def smoke_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_config(smoke_cache):
     """The shipped space under --smoke, with the session cache."""
-    from quads_search.config import load_sweep_config
+    from quads_search.sweep.space import load_sweep
 
-    return load_sweep_config(SPACE, [f"cache_dir={smoke_cache}"], smoke=True)
+    return load_sweep(SPACE, [f"cache_dir={smoke_cache}"], smoke=True)
 
 
 @pytest.fixture(scope="session")
 def prepared(smoke_config):
     """Corpus, features, pre-tuned teacher and student for the smoke config (cached)."""
-    from quads_search.train import prepare
+    from quads_search.core.run import prepare
 
     return prepare(smoke_config.run_config(), log=lambda m: None)
 

@@ -27,7 +27,7 @@ def test_bad_yaml_exits_2_fast_with_all_errors_and_never_starts_ray(tmp_path):
     raw = yaml.safe_load(SPACE.read_text())
     raw["student"]["wings"] = 2                    # unknown key
     raw["search"]["num_samples"] = "many"          # wrong type
-    raw["quantization"]["overrides"] = {"conv1": 3, "head": 12}  # 12 is out of range
+    raw["quantization"]["bits"] = {"default": 4, "conv1": 3, "head": 12}  # 12 is out of range
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
     start = time.perf_counter()
@@ -35,7 +35,7 @@ def test_bad_yaml_exits_2_fast_with_all_errors_and_never_starts_ray(tmp_path):
     elapsed = time.perf_counter() - start
     assert out.returncode == 2, out.stderr
     assert "student.wings" in out.stderr and "search.num_samples" in out.stderr
-    assert "quantization.overrides.head" in out.stderr
+    assert "quantization.bits.head" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr and "Ray" not in out.stdout + out.stderr
     assert not (tmp_path / "results").exists()

@@ -4,8 +4,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quads_search.config import CycleSchedule, SweepConfig, build, load_sweep_config, to_dict
+from quads_search.config import (
+    CycleSchedule,
+    SweepConfig,
+    build,
+    load_sweep_config,
+    to_dict,
+)
 from quads_search.errors import ConfigError, UserError
+from quads_search.sweep.space import load_sweep
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 
@@ -29,7 +36,7 @@ def test_every_error_is_reported_together_with_key_and_line(tmp_path):
     def mutate(raw):
         raw["training"]["colour"] = "blue"          # unknown key
         raw["training"]["batch_size"] = "large"     # wrong type
-        raw["quantization"]["bits"] = 9             # out of range
+        raw["quantization"]["bits"]["default"] = 9             # out of range
         raw["training"]["alpha"] = 1.5              # out of [0, 1]
     with pytest.raises(ConfigError) as info:
         load_sweep_config(write(tmp_path, mutate))
@@ -37,7 +44,7 @@ def test_every_error_is_reported_together_with_key_and_line(tmp_path):
     assert len(info.value.problems) == 4, info.value.problems
     assert "training.colour (line" in text and "unknown key" in text
     assert "training.batch_size (line" in text and "expected int" in text
-    assert "quantization.bits (line" in text and "got 9" in text
+    assert "quantization.bits.default (line" in text and "got 9" in text
     assert "training.alpha (line" in text
 
 
@@ -53,17 +60,17 @@ def test_set_overrides_are_typed_as_yaml_and_win_over_smoke():
 
 def test_set_can_build_a_schedule_and_a_regex_override():
     config = load_sweep_config(SPACE, ["training.schedule=[{stage: distill, epochs: 1}, {stage: quantize, epochs: 0}]",
-                                       r"quantization.overrides.re:layers\.0\..*=2"])
+                                       r"quantization.bits.re:layers\.0\..*=2"])
     assert [s.stage for s in config.training.schedule] == ["distill", "quantize"]
-    assert config.quantization.overrides == {r"re:layers\.0\..*": 2}
+    assert config.quantization.bits == {"default": 4, r"re:layers\.0\..*": 2}
 
 
 @pytest.mark.parametrize("override, message", [
-    ("quantization.overrides.re:nothing_here=4", "matches no"),
+    ("quantization.bits.re:nothing_here=4", "matches no"),
     ("space.bits.re:zzz={choice: [2]}", "matches no"),
     ("space.training.alpha={uniform: [0.5, 2.0]}", "must be in [0, 1]"),
     ("space.nowhere.x={choice: [1]}", "must set a key under"),
-    ("training.schedule=nonsense", "unknown preset"),
+    ("training.schedule=nonsense", "training.schedule (line"),
     ("search.objectives.speed=max", "unknown metric"),
     ("training.schedule={cycles: 0}", "training.schedule.cycles (line"),
     ("training.schedule=[{stage: distill, epochs: 0}]", "training.schedule.0.epochs (line"),
@@ -71,7 +78,7 @@ def test_set_can_build_a_schedule_and_a_regex_override():
 ])
 def test_semantic_errors_name_the_key(override, message):
     with pytest.raises(UserError) as info:
-        load_sweep_config(SPACE, [override])
+        load_sweep(SPACE, [override])
     assert message in str(info.value)
 
 
@@ -90,7 +97,7 @@ def test_missing_section_is_named(tmp_path):
 @pytest.mark.parametrize("path", sorted(SPACE.parent.glob("*.yaml")), ids=lambda p: p.name)
 @pytest.mark.parametrize("smoke", [False, True])
 def test_every_shipped_space_validates_and_names_its_command(path, smoke):
-    config = load_sweep_config(path, smoke=smoke)
+    config = load_sweep(path, smoke=smoke)
     assert config.space and config.name == path.stem
     assert f"quads-search run search_spaces/{path.name}" in path.read_text().split("\nname:")[0]
 

@@ -4,8 +4,8 @@ import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from quads_search.config import ModelConfig
+from quads_search.core.models import build_model
 from quads_search.errors import UserError
-from quads_search.models import build_model
 
 
 def save_whisper(path, n_mels=80):

@@ -1,12 +1,16 @@
 """Pareto analysis: plain functions on arrays, then the CLI on a real smoke sweep."""
 import json
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from quads_search.pareto import front, hypervolume_2d, non_dominated, select, to_costs
+from quads_search.pareto.front import (
+    hypervolume_2d,
+    non_dominated,
+    select,
+    to_costs,
+)
 from tests.conftest import run_cli
 
 OBJECTIVES = [("accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]

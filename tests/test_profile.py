@@ -4,11 +4,15 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from quads_search.config import ModelConfig
-from quads_search.models import SLUModel, build_model, encoder_arch, trainable_parameters
-from quads_search.profile import cost_report
+from quads_search.core.models import (
+    SLUModel,
+    build_model,
+    encoder_arch,
+    trainable_parameters,
+)
+from quads_search.core.profile import cost_report
 from quads_search.quant import quantizable_weights, resolve_bits
 
 
@@ -50,11 +54,12 @@ def test_macs_counted_on_meta_match_a_real_forward_and_hand_count():
 
 
 def test_profile_reads_a_packed_model_file(tmp_path):
-    from quads_search.quant import make_quantizer, save_packed
     from quads_search.config import QuantizationConfig
+    from quads_search.core.export import save_packed
+    from quads_search.core.quantizer import make_quantizer
 
     model = SLUModel(encoder_arch(ModelConfig(), 300), 5)
-    q = make_quantizer(model, QuantizationConfig(bits=2))
+    q = make_quantizer(model, QuantizationConfig(bits={"default": 2}))
     q.attach()
     save_packed(model, q, tmp_path / "m.safetensors", {"arch": model.arch, "num_classes": 5})
     report = profile("--student", str(tmp_path / "m.safetensors"), "--seconds", "3", "--bits", "2")

@@ -12,7 +12,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from quads_search.sweep import dashboard_warning
+from quads_search.sweep.driver import dashboard_warning
 from tests.conftest import SPACE, run_cli
 
 ROOT = Path(__file__).parents[1]
@@ -113,7 +113,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(smoke_cache, smoke_sweep, tmp_
 
 PROBE = """
 import json, os, psutil, ray
-from quads_search.sweep import start_ray
+from quads_search.sweep.driver import start_ray
 messages = []
 start_ray(None, messages.append)
 me = psutil.Process()

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from quads_search.config import CycleSchedule, LossWeights, StageConfig, TrainingConfig
-from quads_search.losses import combine, l1_distill
-from quads_search.schedule import resolve_schedule, stage_loss
+from quads_search.core.losses import combine, l1_distill
+from quads_search.core.schedule import resolve_schedule, stage_loss
 
 
 def test_authors_schedule_and_loss_are_expressible_as_configuration():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from quads_search import load_packed
-from quads_search.space import apply_params
-from quads_search.train import QuadsRun, prepare, run_quads
+from quads_search.core.run import QuadsRun, prepare, run_quads
+from quads_search.sweep.space import apply_params
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_smoke_train_cli_beats_chance_and_its_export_reloads_exactly(smoke_cache
 
 def test_resuming_from_a_stage_checkpoint_gives_the_same_model(smoke_config, prepared, tmp_path):
     schedule = [{"stage": "distill", "epochs": 1}, {"stage": "joint", "epochs": 1}, {"stage": "quantize", "epochs": 1}]
-    config = apply_params(smoke_config.run_config(), {"training.schedule": schedule, "quantization.bits": 2})
+    config = apply_params(smoke_config.run_config(), {"training.schedule": schedule, "bits.default": 2})
     saved = {}
 
     def keep_first(record, save):
@@ -56,7 +56,7 @@ def test_resuming_from_a_stage_checkpoint_gives_the_same_model(smoke_config, pre
 
 
 def test_joint_stage_pulls_weights_to_the_codebook_and_ends_snapped(smoke_config, tmp_path):
-    config = apply_params(smoke_config.run_config(), {"training.gamma": 0.2, "quantization.bits": 3,
+    config = apply_params(smoke_config.run_config(), {"training.gamma": 0.2, "bits.default": 3,
                                                       "training.schedule": [{"stage": "joint", "epochs": 1}]})
     run = QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
     record = run.run_stage(0)

@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
 
     from quads_search.cache import cache_root
     from quads_search.config import run_config_from_dict
+    from quads_search.core.epochs import evaluate
+    from quads_search.core.export import load_packed
+    from quads_search.core.run import pick_device
     from quads_search.data import load_features
-    from quads_search.export import load_packed
-    from quads_search.loop import evaluate
-    from quads_search.train import pick_device
 
     model, meta = load_packed(args.model)
     config = run_config_from_dict(meta["config"], f"{args.model} (metadata)")

@@ -11,8 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from quads_search.errors import UserError
-from quads_search.pareto import (DEFAULT_OBJECTIVES, finished, front, hypervolume_2d, load_trials,
-                                 parse_objectives, reference_point, select, to_costs)
+from quads_search.pareto.front import (
+    DEFAULT_OBJECTIVES,
+    finished,
+    front,
+    hypervolume_2d,
+    load_trials,
+    parse_objectives,
+    reference_point,
+    select,
+    to_costs,
+)
 
 TABLE_COLUMNS = ["trial_id", "experiment", "accuracy", "f1_macro", "size_mb", "gmacs", "bits_avg"]
 
@@ -48,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     results_dir = args.results  # load_trials has checked that it is a directory
     best.to_parquet(results_dir / "pareto.parquet", index=False)
     if not args.no_plots:
-        from quads_search.pareto_plots import plot_png, write_html
+        from quads_search.pareto.plots import plot_png, write_html
 
         plot_png(trials, results_dir / "pareto.png")
         write_html(trials, results_dir / "pareto.html")
@@ -108,7 +117,7 @@ def _check_writable(directory: Path) -> None:
 
 def export(selected: pd.DataFrame, directory: Path) -> None:
     """Copy each selected packed model and write its model card (markdown + JSON)."""
-    from quads_search.export import load_packed
+    from quads_search.core.export import load_packed
 
     for _, row in selected.iterrows():
         source = Path(str(row["model_path"]))

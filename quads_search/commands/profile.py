@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from quads_search.config import VALID_BITS, ModelConfig
+from quads_search.config import ModelConfig
 from quads_search.errors import UserError
+from quads_search.metrics import COST_NAMES, format_metrics
+from quads_search.quant.bits import VALID_BITS
 
 
 def add_parser(subparsers) -> None:
@@ -30,13 +32,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quads_search.models import SLUModel, encoder_arch, PRESETS
-    from quads_search.profile import cost_report
+    from quads_search.core.models import PRESETS, SLUModel, encoder_arch
+    from quads_search.core.profile import cost_report
     from quads_search.quant import quantizable_weights, resolve_bits
 
     frames = round(args.seconds * 100)
     if Path(args.student).is_file():
-        from quads_search.quant import read_packed_metadata
+        from quads_search.core.export import read_packed_metadata
 
         meta = read_packed_metadata(Path(args.student))
         arch, num_classes = dict(meta["arch"], max_source_positions=frames // 2), meta["num_classes"]
@@ -51,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        for key in ("params_m", "gmacs", "gbitops", "size_mb", "size_mb_nominal", "bits_avg"):
-            print(f"{key:16s} {report[key]:.4f}")
+        print("\n".join(format_metrics(report, COST_NAMES)))
     return 0
 
 

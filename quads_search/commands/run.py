@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-from quads_search.config import load_sweep_config
+from quads_search.sweep.space import load_sweep
 
 
 def add_parser(subparsers) -> None:
@@ -32,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"search.num_samples={args.num_samples}")
     if args.max_concurrent is not None:
         overrides.append(f"search.max_concurrent={args.max_concurrent}")
-    config = load_sweep_config(args.space, overrides, smoke=args.smoke)  # validated before Ray starts
+    config = load_sweep(args.space, overrides, smoke=args.smoke)  # validated before Ray starts
     if not args.address:  # Ray reads this when imported: it keeps a local Ray's processes on 127.0.0.1
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    from quads_search.sweep import run_sweep
+    from quads_search.sweep.driver import run_sweep
 
     run_sweep(config, args.results_dir, address=args.address, resume=args.resume, dashboard_host=args.dashboard_host)
     return 0

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from quads_search.config import load_sweep_config
+from quads_search.metrics import format_metrics
+from quads_search.sweep.space import load_sweep
 
 
 def add_parser(subparsers) -> None:
@@ -22,23 +23,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quads_search.train import run_quads
+    from quads_search.core.run import run_quads
 
-    config = load_sweep_config(args.space, args.overrides, smoke=args.smoke).run_config()
+    config = load_sweep(args.space, args.overrides, smoke=args.smoke).run_config()
     out = args.out or Path("results") / config.name / "train"
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     metrics = run_quads(config, out, log=log)
     if args.json:
         print(json.dumps(metrics))
     else:
-        print(format_metrics(metrics))
+        print(report(metrics))
     return 0
 
 
-def format_metrics(metrics: dict) -> str:
-    rows = [("accuracy", "{:.4f}"), ("f1_macro", "{:.4f}"), ("valid_accuracy", "{:.4f}"), ("params_m", "{:.3f} M"),
-            ("gmacs", "{:.4f}"), ("gbitops", "{:.2f}"), ("size_mb", "{:.4f} MiB"),
-            ("size_mb_nominal", "{:.4f} MiB"), ("bits_avg", "{:.2f}")]
-    lines = [f"{name:16s} {fmt.format(metrics[name])}" for name, fmt in rows]
-    lines.append(f"{'model':16s} {metrics['model_path']}")
-    return "\n".join(lines)
+def report(metrics: dict) -> str:
+    return "\n".join([*format_metrics(metrics), f"{'model':16s} {metrics['model_path']}"])

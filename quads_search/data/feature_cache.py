@@ -7,10 +7,8 @@ memory-mapped and never touches the audio.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from quads_search.cache import cached_dir, digest
 from quads_search.config import DatasetConfig
-from quads_search.data.atomic import publish_dir, staging_dir
 from quads_search.data.audio import load_audio
 from quads_search.data.corpus import SPLITS, Clip, Corpus
 from quads_search.data.datasets import read_corpus
@@ -59,7 +57,7 @@ def cache_key(corpus: Corpus, cfg: DatasetConfig) -> str:
     index = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in corpus.index_files]
     clips = {s: [[str(c.path), c.intent, c.speaker] for c in corpus.splits[s]] for s in SPLITS}
     spec = {"format": FORMAT, "frames": frames_for(cfg.seconds), "n_mels": N_MELS, "index": index, "clips": clips}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return digest(spec)
 
 
 def _report_skipped(skipped: list[str], on_error: str) -> None:
@@ -149,16 +147,10 @@ def load_features(cfg: DatasetConfig, cache_dir: Path, progress: bool = True,
     """The dataset's features, from `cache_dir/features/<key>/`, computed (on `device`) on a miss."""
     corpus = read_corpus(cfg, Path(cache_dir))
     key = cache_key(corpus, cfg)
-    directory = Path(cache_dir) / "features" / key
-    if directory.is_dir():
-        data, skipped = _open(directory, key)
+    hit = (Path(cache_dir) / "features" / key / "meta.json").exists()
+    directory = cached_dir(Path(cache_dir), "features", key,
+                           lambda out: _compute(corpus, cfg, out, progress, torch.device(device)))
+    data, skipped = _open(directory, key)
+    if hit:  # a fresh build has already raised or warned about its skipped clips
         _report_skipped(skipped, cfg.on_error)
-        return data
-    staging = staging_dir(directory)
-    try:
-        _compute(corpus, cfg, staging, progress, torch.device(device))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    publish_dir(staging, directory)
-    return _open(directory, key)[0]
+    return data

@@ -8,7 +8,6 @@ size and seed give byte-identical files.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,8 +17,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from quads_search.cache import built_dir, is_built
 from quads_search.data import espeak
-from quads_search.data.atomic import publish_dir, staging_dir
 from quads_search.data.corpus import SPLITS
 from quads_search.data.fsc import csv_path, write_csv
 from quads_search.data.phrases import PHRASES, Intent
@@ -130,19 +129,18 @@ def _write_csvs(root: Path, utterances: list[Utterance]) -> None:
         write_csv(csv_path(root, split), rows)
 
 
-def _is_complete(out_dir: Path, size: str, seed: int) -> bool:
-    """True if out_dir holds this corpus; False if absent or empty; UserError if it holds something else."""
+def _check_reusable(out_dir: Path, size: str, seed: int) -> None:
+    """A UserError if `out_dir` holds anything but this corpus (complete) or nothing at all."""
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        return False
+        return
     marker = out_dir / MARKER
-    if not marker.is_file():
+    if not marker.is_file() or not is_built(out_dir):
         raise UserError(f"{out_dir}: exists but is not a complete synthetic corpus (no {MARKER}); "
                         "remove it or choose another directory")
     found = json.loads(marker.read_text())
     if (found["size"], found["seed"]) != (size, seed):
         raise UserError(f"{out_dir}: holds the synthetic corpus of size {found['size']!r} seed {found['seed']}, "
                         f"not size {size!r} seed {seed}; choose another directory")
-    return True
 
 
 def synthesize_corpus(out_dir: Path, size: Size, seed: int) -> Path:
@@ -150,18 +148,13 @@ def synthesize_corpus(out_dir: Path, size: Size, seed: int) -> Path:
     if size not in SIZES:
         raise UserError(f"unknown synthetic corpus size {size!r}; known: {list(SIZES)}")
     out_dir = Path(out_dir).expanduser()
-    if _is_complete(out_dir, size, seed):
-        return out_dir
-    utterances = plan(size, seed)
-    staging = staging_dir(out_dir)
-    try:
+    _check_reusable(out_dir, size, seed)
+
+    def build(staging: Path) -> None:
+        utterances = plan(size, seed)
         _write_audio(staging, utterances, seed)
         _write_csvs(staging, utterances)
         counts = {split: sum(u.split == split for u in utterances) for split in SPLITS}
         (staging / MARKER).write_text(json.dumps({"size": size, "seed": seed, "clips": counts}, indent=1) + "\n")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if not publish_dir(staging, out_dir):
-        _is_complete(out_dir, size, seed)  # another process finished first: check it is the same corpus
-    return out_dir
+
+    return built_dir(out_dir, build)

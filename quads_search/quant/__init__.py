@@ -1,9 +1,16 @@
-"""Weight quantization for QUADS: tensor selection, k-means and affine quantizers, packed export."""
+"""Weight quantization for QUADS: tensor selection, k-means and affine quantizers, packed tensors.
+
+A plain-PyTorch library: it knows nothing of the YAML config (`core.quantizer` builds a
+quantizer from one) and nothing of files (`core.export` writes the packed form).
+"""
 from quads_search.quant.affine import AffineQuantizer, calibrate
 from quads_search.quant.base import Quantizer
-from quads_search.quant.bits import quantizable_weights, readable_name, resolve_bits
-from quads_search.quant.export import read_packed, read_packed_metadata, save_packed
-from quads_search.quant.factory import make_quantizer
+from quads_search.quant.bits import (
+    VALID_BITS,
+    quantizable_weights,
+    readable_name,
+    resolve_bits,
+)
 from quads_search.quant.kmeans import CodebookQuantizer, kmeans_1d
 from quads_search.quant.packed import PackedTensor, affine_levels
 from quads_search.quant.packing import pack_bits, unpack_bits
@@ -14,17 +21,14 @@ __all__ = [
     "CodebookQuantizer",
     "PackedTensor",
     "Quantizer",
+    "VALID_BITS",
     "affine_levels",
     "calibrate",
     "kmeans_1d",
-    "make_quantizer",
     "pack_bits",
     "quantizable_weights",
-    "read_packed",
-    "read_packed_metadata",
     "readable_name",
     "resolve_bits",
-    "save_packed",
     "size_report",
     "stored_bytes",
     "unpack_bits",

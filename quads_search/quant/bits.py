@@ -6,14 +6,14 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from quads_search.config import VALID_BITS
 from quads_search.errors import UserError
 
+VALID_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 QUANTIZED_BITS = range(1, 9)  # 16 = fp16 storage, 32 = left as is
 
 
 def readable_name(param_name: str) -> str:
-    """`encoder.layers.0.fc1.weight` -> `layers.0.fc1`: the name users write in overrides."""
+    """`encoder.layers.0.fc1.weight` -> `layers.0.fc1`: the name users write in `quantization.bits`."""
     name = param_name.removeprefix("encoder.")
     return name.removesuffix(".weight")
 
@@ -42,7 +42,7 @@ def resolve_bits(names: Iterable[str], default: int, overrides: dict[str, int]) 
     for key, value in overrides.items():
         matched = _matches(key, names)
         if not matched:
-            raise UserError(f"quantization.overrides: {key!r} matches no weight tensor; "
+            raise UserError(f"quantization.bits: {key!r} matches no weight tensor; "
                             f"valid names include {_examples(names)}")
         bits.update(dict.fromkeys(matched, value))
     return bits
@@ -54,7 +54,7 @@ def _matches(key: str, names: list[str]) -> list[str]:
     try:
         pattern = re.compile(key[3:])
     except re.error as exc:
-        raise UserError(f"quantization.overrides: {key!r} is not a valid regex: {exc}") from None
+        raise UserError(f"quantization.bits: {key!r} is not a valid regex: {exc}") from None
     return [n for n in names if pattern.fullmatch(readable_name(n))]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quads_search.data.commands import add_parser
+from quads_search.commands.data import add_parser
 from quads_search.errors import UserError
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from quads_search.config import QuantizationConfig
-from quads_search.quant import AffineQuantizer, CodebookQuantizer, make_quantizer, quantizable_weights
+from quads_search.core.quantizer import make_quantizer
+from quads_search.quant import AffineQuantizer, CodebookQuantizer, quantizable_weights
 
 METHODS = ["kmeans", "affine"]
 
@@ -63,7 +64,7 @@ def test_16_bits_snap_to_fp16_and_32_bits_untouched(student, method, drift):
 @pytest.mark.parametrize("method", METHODS)
 def test_biases_and_norms_untouched(student, method):
     floats = {n: p.detach().clone() for n, p in student.named_parameters() if p.ndim < 2 or not p.requires_grad}
-    q = make_quantizer(student, QuantizationConfig(method=method, bits=2))
+    q = make_quantizer(student, QuantizationConfig(method=method, bits={"default": 2}))
     q.attach()
     q.step()
     assert all(torch.equal(p, floats[n]) for n, p in student.named_parameters() if n in floats)
@@ -84,7 +85,7 @@ def test_lifecycle_errors(student, method, drift):
 
 
 def test_make_quantizer_follows_config(student):
-    config = QuantizationConfig(method="affine", bits=4, overrides={"head": 8, r"re:layers\.1\..*": 32},
+    config = QuantizationConfig(method="affine", bits={"default": 4, "head": 8, r"re:layers\.1\..*": 32},
                                 calibration="minmax")
     q = make_quantizer(student, config)
     assert isinstance(q, AffineQuantizer) and q.calibration == "minmax"

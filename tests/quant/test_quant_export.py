@@ -8,8 +8,10 @@ from safetensors.torch import save_file
 from transformers.models.whisper.modeling_whisper import sinusoids
 
 from quads_search.config import QuantizationConfig
+from quads_search.core.export import read_packed, save_packed
+from quads_search.core.quantizer import make_quantizer
 from quads_search.errors import UserError
-from quads_search.quant import make_quantizer, read_packed, save_packed, size_report
+from quads_search.quant import size_report
 
 OVERRIDES = {"conv1": 16, "conv2": 32, "head": 8, r"re:layers\.0\..*": 1, r"re:layers\.1\.fc\d": 3}
 METADATA = {"architecture": {"d_model": 64, "layers": 2}, "labels": ["a", "b"], "metrics": {"accuracy": 0.5}}
@@ -23,7 +25,7 @@ def data_bytes(path) -> int:
 
 
 def trained(student, method, drift):
-    q = make_quantizer(student, QuantizationConfig(method=method, bits=4, overrides=OVERRIDES))
+    q = make_quantizer(student, QuantizationConfig(method=method, bits={"default": 4, **OVERRIDES}))
     q.attach()
     drift(dict(q.low) | dict(q.half))
     q.step()
@@ -77,7 +79,7 @@ def test_float_model_round_trip(student, make_student, features, tmp_path):
 
 
 def test_off_grid_half_weights_are_refused(student, tmp_path, drift):
-    q = make_quantizer(student, QuantizationConfig(bits=16))
+    q = make_quantizer(student, QuantizationConfig(bits={"default": 16}))
     q.attach()
     drift(q.half)
     with pytest.raises(RuntimeError, match="fp16 grid"):

@@ -1,6 +1,11 @@
 import torch
 
-from quads_search.quant import CodebookQuantizer, calibrate, kmeans_1d, quantizable_weights
+from quads_search.quant import (
+    CodebookQuantizer,
+    calibrate,
+    kmeans_1d,
+    quantizable_weights,
+)
 from quads_search.quant.packed import affine_levels
 from quads_search.quant.sorted1d import SortedValues
 

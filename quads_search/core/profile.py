@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from quads_search.models import N_MELS, SLUModel
+from quads_search.core.models import SLUModel
+from quads_search.data.features import N_MELS
 from quads_search.quant import size_report
 
 

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from quads_search.data import FeatureSplit, spec_augment
-from quads_search.metrics import accuracy, f1_macro
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -79,6 +78,21 @@ def train_epoch(model: nn.Module, split: FeatureSplit, batch_size: int, generato
             after_step()
         total, count = total + loss.item() * len(index), count + len(index)
     return total / max(count, 1)
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predictions == labels).double().mean().item()
+
+
+def f1_macro(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Macro F1 over the classes present in labels or predictions (as scikit-learn counts it)."""
+    index = labels * num_classes + predictions
+    confusion = torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes).double()
+    tp = confusion.diag()
+    support, predicted = confusion.sum(1), confusion.sum(0)
+    present = (support + predicted) > 0
+    f1 = torch.where(present, 2 * tp / (support + predicted).clamp(min=1), torch.zeros_like(tp))
+    return (f1[present].sum() / present.sum()).item()
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from quads_search.pareto import front  # noqa: E402
+from quads_search.pareto.front import front  # noqa: E402
 
 PANELS = (("size_mb", "model size (MiB, packed)"), ("gmacs", "GMACs per forward pass"))
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from quads_search.errors import UserError
-from quads_search.results import TRIALS_FILE, to_frame
+from quads_search.results import TRIALS_FILE, to_frame, trial_row
 
 Objectives = list[tuple[str, str]]
 DEFAULT_OBJECTIVES: Objectives = [("accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
@@ -116,8 +116,6 @@ def _read_experiment(directory: Path, warn) -> pd.DataFrame:
 
 
 def _from_tune_results(directory: Path) -> pd.DataFrame:
-    from quads_search.sweep_progress import trial_row
-
     rows = []
     for result_file in sorted(directory.glob("*/result.json")):
         lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]

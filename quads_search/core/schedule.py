@@ -10,8 +10,15 @@ A schedule is an ordered list of stages run after the (cached) student pre-tunin
 from __future__ import annotations
 
 import dataclasses
+from typing import get_args
 
-from quads_search.config import CycleSchedule, LossWeights, StageConfig, TrainingConfig
+from quads_search.config import (
+    CycleSchedule,
+    LossWeights,
+    SchedulePreset,
+    StageConfig,
+    TrainingConfig,
+)
 
 # Optimizer settings per stage kind when a stage leaves them unset.
 STAGE_DEFAULTS = {
@@ -41,6 +48,8 @@ SCHEDULE_PRESETS = {
     # QUADS with joint stages: distill, then train under the full L, then snap-and-retrain.
     "joint": lambda: [StageConfig("distill", 2), StageConfig("joint", 2), StageConfig("quantize", 2)],
 }
+
+assert set(SCHEDULE_PRESETS) == set(get_args(SchedulePreset)), "config.SchedulePreset must name every preset"
 
 
 def cycles(spec: CycleSchedule) -> list[StageConfig]:

@@ -1,8 +1,8 @@
 """The searched parameters: names, distributions, and how a sample becomes a run config.
 
 A parameter name is a dotted config key (`training.alpha`, `student.layers`,
-`training.schedule.cycles`) or a bit allocation: `bits.default` sets
-`quantization.bits`, `bits.<tensor or re:regex>` adds a `quantization.overrides` entry.
+`training.schedule.cycles`) or a bit allocation `bits.<key>`, short for
+`quantization.bits.<key>` (`default`, a tensor name or `re:<regex>`).
 """
 from __future__ import annotations
 
@@ -11,19 +11,33 @@ from typing import Any
 import optuna
 import torch
 
-from quads_search.config import ParamSpace, RunConfig, SearchConfig, SweepConfig, build, set_dotted, to_dict
+from quads_search.config import (
+    ParamSpace,
+    RunConfig,
+    SearchConfig,
+    SweepConfig,
+    build,
+    load_sweep_config,
+    set_dotted,
+    to_dict,
+)
 from quads_search.errors import ConfigError, UserError
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
 
 
+def load_sweep(path, overrides: list[str] = (), smoke: bool = False) -> SweepConfig:
+    """A search-space YAML, schema-checked and with every searched parameter tried on its base config."""
+    config = load_sweep_config(path, overrides, smoke)
+    problems = check_space(config)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config
+
+
 def config_key(name: str) -> str:
-    """The dotted config key a parameter sets."""
-    if name == "bits.default":
-        return "quantization.bits"
-    if name.startswith("bits."):
-        return "quantization.overrides." + name[len("bits."):]
-    return name
+    """The dotted config key a parameter sets: `bits.<key>` is `quantization.bits.<key>`."""
+    return "quantization." + name if name.startswith("bits.") else name
 
 
 def apply_params(base: RunConfig, params: dict[str, Any], source: str = "<trial>") -> RunConfig:
@@ -57,7 +71,7 @@ def check_space(config: SweepConfig) -> list[str]:
                 problems += [f"space.{name}={value!r}: {p}" for p in exc.problems]
             except UserError as exc:
                 problems.append(f"space.{name}={value!r}: {exc}")
-    if not problems and not any(config_key(n).startswith("student.") for n in config.space):
+    if not problems and not any(n.startswith("student.") for n in config.space):
         # With a searched student shape a tensor may exist in some shapes only; a trial whose
         # shape an override misses then fails with that override named.
         problems += _check_bit_targets(base, [n for n in config.space if n.startswith("bits.")])
@@ -66,14 +80,14 @@ def check_space(config: SweepConfig) -> list[str]:
 
 def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
     """Every override and searched `bits.*` name must match a weight of the base student."""
-    from quads_search.models import SLUModel, encoder_arch
+    from quads_search.core.models import SLUModel, encoder_arch
     from quads_search.quant import quantizable_weights, resolve_bits
 
     with torch.device("meta"):
         model = SLUModel(encoder_arch(base.student, round(base.dataset.seconds * 100)), 2)
     names = list(quantizable_weights(model))
     problems = []
-    targets = {f"quantization.overrides.{k}": k for k in base.quantization.overrides}
+    targets = {f"quantization.bits.{k}": k for k in base.quantization.bits if k != "default"}
     targets.update({f"space.{n}": n[len("bits."):] for n in searched if n != "bits.default"})
     for where, key in targets.items():
         try:

@@ -9,19 +9,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from quads_search.cache import cached_dir, digest, write_json
 from quads_search.config import ModelConfig, PretuneConfig
+from quads_search.core.epochs import (
+    OptimSpec,
+    evaluate,
+    make_optimizer,
+    steps_per_epoch,
+    train_epoch,
+)
+from quads_search.core.losses import cross_entropy
+from quads_search.core.models import SLUModel, build_model, model_from_arch
 from quads_search.data import FeatureData
-from quads_search.loop import OptimSpec, evaluate, make_optimizer, steps_per_epoch, train_epoch
-from quads_search.losses import cross_entropy
-from quads_search.models import SLUModel, build_model, model_from_arch
-
-Log = Callable[[str], None]
+from quads_search.log import Log
 
 
 def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, data: FeatureData,

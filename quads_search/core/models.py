@@ -12,6 +12,7 @@ from transformers import WhisperConfig, WhisperForAudioClassification
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 
 from quads_search.config import ModelConfig
+from quads_search.data.features import N_MELS
 from quads_search.errors import UserError
 
 # Published Whisper encoder shapes: d_model, layers, heads, ffn.
@@ -22,7 +23,6 @@ PRESETS = {
     "whisper-medium": (1024, 24, 16, 4096),
     "whisper-large": (1280, 32, 20, 5120),
 }
-N_MELS = 80
 
 
 def encoder_arch(cfg: ModelConfig, frames: int) -> dict:

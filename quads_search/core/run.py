@@ -18,16 +18,24 @@ from safetensors.torch import load_file, save_file
 
 from quads_search.cache import cache_root, write_json
 from quads_search.config import RunConfig, StageConfig, to_dict
+from quads_search.core.epochs import (
+    OptimSpec,
+    evaluate,
+    make_optimizer,
+    steps_per_epoch,
+    train_epoch,
+)
+from quads_search.core.export import save_model
+from quads_search.core.losses import combine, cross_entropy, l1_distill
+from quads_search.core.models import SLUModel
+from quads_search.core.pretune import pretuned_model
+from quads_search.core.profile import cost_report
+from quads_search.core.quantizer import make_quantizer
+from quads_search.core.schedule import resolve_schedule
+from quads_search.core.teacher import WidthReducer, teacher_embeddings
 from quads_search.data import FeatureData, load_features
-from quads_search.export import save_model
-from quads_search.loop import OptimSpec, evaluate, make_optimizer, steps_per_epoch, train_epoch
-from quads_search.losses import combine, cross_entropy, l1_distill
-from quads_search.models import SLUModel
-from quads_search.pretune import Log, pretuned_model
-from quads_search.profile import cost_report
-from quads_search.quant import Quantizer, make_quantizer
-from quads_search.schedule import resolve_schedule
-from quads_search.teacher import WidthReducer, teacher_embeddings
+from quads_search.log import Log
+from quads_search.quant import Quantizer
 
 StageCallback = Callable[[dict, Callable[[Path], None]], None]
 
@@ -68,7 +76,7 @@ class QuadsRun:
     """The state of one run between stages: student, quantizer, reducer, history."""
 
     def __init__(self, cfg: RunConfig, prepared: Prepared, log: Log = print):
-        self.cfg, self.p, self.log = cfg, prepared, log
+        self.cfg, self.prepared, self.log = cfg, prepared, log
         self.stages = resolve_schedule(cfg.training)
         self.model = prepared.student
         torch.manual_seed(cfg.training.seed)
@@ -89,8 +97,8 @@ class QuadsRun:
         loss = self._train(stage, index) if stage.epochs else float("nan")
         if stage.stage == "joint":
             self.quantizer.snap()
-        valid = evaluate(self.model, self.p.data.valid, self.cfg.training.eval_batch_size, self.p.device,
-                         len(self.p.data.intents))
+        valid = evaluate(self.model, self.prepared.data.valid, self.cfg.training.eval_batch_size, self.prepared.device,
+                         len(self.prepared.data.intents))
         record = {"stage": index + 1, "kind": stage.stage, "epochs": stage.epochs, "loss": loss,
                   "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"],
                   "quantized": self.active, "seconds": time.perf_counter() - start}
@@ -101,25 +109,32 @@ class QuadsRun:
 
     def _train(self, stage: StageConfig, index: int) -> float:
         spec = OptimSpec(stage.optimizer, stage.lr, stage.head_lr, stage.momentum, stage.cosine)
-        train = self.p.data.train
+        train = self.prepared.data.train
         head = list(self.model.head.parameters()) + list(self.reducer.parameters())
         optimizer, scheduler = make_optimizer(list(self.model.encoder.parameters()), head, spec,
                                               stage.epochs * steps_per_epoch(len(train), self.cfg.training.batch_size))
         generator = torch.Generator().manual_seed(self.cfg.training.seed * 1000 + index)
-        weights, teacher_z = stage.loss, self.p.teacher_z.to(self.p.device)
+        weights, teacher_z = stage.loss, self.prepared.teacher_z.to(self.prepared.device)
 
         def step_loss(logits, z, labels, batch_index):
-            l1 = l1_distill(z, self.reducer(teacher_z[batch_index.to(self.p.device)])) if weights.l1 else None
+            l1 = l1_distill(z, self.reducer(teacher_z[batch_index.to(self.prepared.device)])) if weights.l1 else None
             centroid = self.quantizer.centroid_loss() if (self.active and weights.centroid) else None
             return combine(weights, l1=l1, ce=cross_entropy(logits, labels), centroid=centroid)
 
         after = {"quantize": self.quantizer.step, "joint": self.quantizer.update_codebooks}.get(stage.stage)
         loss = float("nan")
         for epoch in range(stage.epochs):
-            loss = train_epoch(self.model, train, self.cfg.training.batch_size, generator, self.p.device,
+            loss = train_epoch(self.model, train, self.cfg.training.batch_size, generator, self.prepared.device,
                                self.cfg.dataset.spec_augment, step_loss, optimizer, scheduler, after)
             self.log(f"  {stage.stage} epoch {epoch + 1}/{stage.epochs} loss {loss:.4f}")
         return loss
+
+    def run_stages(self, on_stage_end: StageCallback | None = None) -> None:
+        """Every stage not yet done, in order; `on_stage_end(record, save)` after each."""
+        for index in range(len(self.history), len(self.stages)):
+            record = self.run_stage(index)
+            if on_stage_end is not None:
+                on_stage_end(record, self.save)
 
     # -- checkpoints ---------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -132,7 +147,7 @@ class QuadsRun:
         write_json(directory / "progress.json", {"history": self.history, "active": self.active})
 
     def load(self, directory: Path) -> None:
-        tensors = load_file(str(directory / "state.safetensors"), device=str(self.p.device))
+        tensors = load_file(str(directory / "state.safetensors"), device=str(self.prepared.device))
         part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
         self.model.load_state_dict(part("model."))
         self.reducer.load_state_dict(part("reducer."))
@@ -147,7 +162,7 @@ class QuadsRun:
             self.log("schedule ended with float weights: quantizing them (post-training) before export")
             self.quantizer.attach()
             self.active = True
-        data, device, bs = self.p.data, self.p.device, self.cfg.training.eval_batch_size
+        data, device, bs = self.prepared.data, self.prepared.device, self.cfg.training.eval_batch_size
         test = evaluate(self.model, data.test, bs, device, len(data.intents))
         valid = evaluate(self.model, data.valid, bs, device, len(data.intents))
         costs = cost_report(self.model, self.quantizer.bits, data.test.features.shape[-1],
@@ -157,7 +172,7 @@ class QuadsRun:
         model_path = out_dir / "model.safetensors"
         save_model(self.model, self.quantizer, model_path, config=to_dict(self.cfg), intents=data.intents,
                    metrics=metrics, dataset_key=data.key)
-        write_json(out_dir / "history.json", {"pretune": self.p.pretune_record, "stages": self.history})
+        write_json(out_dir / "history.json", {"pretune": self.prepared.pretune_record, "stages": self.history})
         return {**metrics, "model_path": str(model_path), "bits": dict(self.quantizer.bits),
                 "stages": len(self.stages)}
 
@@ -169,8 +184,5 @@ def run_quads(cfg: RunConfig, out_dir: Path, *, log: Log = print, resume_from: P
     if resume_from is not None:
         run.load(resume_from)
         log(f"resumed after stage {len(run.history)} of {len(run.stages)}")
-    for index in range(len(run.history), len(run.stages)):
-        record = run.run_stage(index)
-        if on_stage_end is not None:
-            on_stage_end(record, run.save)
+    run.run_stages(on_stage_end)
     return run.finish(out_dir)

@@ -1,4 +1,4 @@
-"""Ray Tune callback that records each ended trial in trials.parquet and shows live progress.
+"""Ray Tune callback that records each ended trial in trials.parquet (rows: `results.trial_row`) and shows live progress.
 
 It keeps no state of its own (counts come from Tune's trial list, bests from the table),
 so the copy Tune restores on `--resume` behaves exactly like the original.
@@ -10,18 +10,7 @@ from typing import Callable
 
 from ray import tune
 
-from quads_search.results import METRIC_COLUMNS, TrialTable
-
-
-def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status: str | None = None,
-              error: str | None = None) -> dict:
-    """One tidy row: identity, status, metrics, and every searched parameter as `param.<name>`."""
-    row = {"trial_id": trial_id, "experiment": experiment, "status": status or result.get("status", "error"),
-           "node_id": result.get("node_id"), "wall_s": result.get("wall_s"),
-           "error": error if error is not None else result.get("error"), "model_path": result.get("model_path")}
-    row.update({m: result.get(m) for m in METRIC_COLUMNS})
-    row.update({f"param.{name}": value for name, value in config.items()})
-    return row
+from quads_search.results import TrialTable, trial_row
 
 
 class TrialRecorder(tune.Callback):

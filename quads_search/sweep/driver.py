@@ -1,6 +1,7 @@
 """The sweep: validated SweepConfig -> Optuna (through Ray Tune's OptunaSearch) -> trials -> results/.
 
-This is the only library module that imports Ray. The driver builds every shared cache
+Ray is imported in this package (`quads_search.sweep`) only, and only by its driver,
+progress callback and trainable; `space` is Ray-free. The driver builds every shared cache
 (corpus, features, pre-tuned teacher and student) before Ray starts, so trials only load.
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ from ray.tune.search.optuna import OptunaSearch
 from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
 from quads_search.results import TrialTable
-from quads_search.space import distributions, make_sampler
-from quads_search.sweep_progress import TrialRecorder, reconcile, summary
+from quads_search.sweep.progress import TrialRecorder, reconcile, summary
+from quads_search.sweep.space import distributions, make_sampler
+from quads_search.sweep.trainable import quads_trial
 
 
 class QuadsOptunaSearch(OptunaSearch):
@@ -91,8 +93,6 @@ def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> No
 
 
 def trainable(config: SweepConfig, experiment_dir: Path):
-    from trainables import quads_trial
-
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     base = to_dict(config.run_config())
     return tune.with_resources(tune.with_parameters(quads_trial, base=base, experiment_dir=str(experiment_dir)),
@@ -108,7 +108,7 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     experiment_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         (experiment_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    from quads_search.train import prepare
+    from quads_search.core.run import prepare
 
     log("preparing shared data and pre-tuned models (cached after the first run)")
     prepare(config.run_config(), log)

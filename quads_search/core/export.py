@@ -1,11 +1,12 @@
-"""Packed safetensors export of a (quantized) model, and reading it back as float tensors.
+"""A trained (quantized) student as one packed safetensors file, and back to a plain PyTorch module.
 
 File layout, for each stored tensor `<param>` of the model's state_dict:
   1–8 bits: `<param>.idx` (uint8, packed codes) plus `<param>.codebook` (k-means, 2^b float32)
             or `<param>.scale` and `<param>.zero_point` (affine, float32 of shape (1,));
   16 bits:  `<param>` as float16;   otherwise: `<param>` as saved (float32).
 Header metadata (all JSON strings): "format", "tensors" (shape, bits and method per tensor)
-and "metadata" (the caller's dict: architecture, label map, config, metrics, ...).
+and "metadata" (the caller's dict; `save_model` writes the architecture, label map, config,
+metrics and bits, which is what `load_packed` rebuilds the model from).
 Whisper's sinusoidal `embed_positions` is not stored: `WhisperEncoder(config)` rebuilds it.
 """
 from __future__ import annotations
@@ -19,11 +20,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from quads_search.core.models import SLUModel, model_from_arch
 from quads_search.errors import UserError
-from quads_search.quant.base import Quantizer
+from quads_search.quant import Quantizer
 from quads_search.quant.packed import LEVEL_PARAMS, PackedTensor
 
-FORMAT = "quads-packed/1"
+FORMAT = "quads-search/packed-model/2"
 REGENERATED = "embed_positions.weight"
 
 
@@ -101,3 +103,28 @@ def read_packed_metadata(path: str | Path) -> dict[str, Any]:
     if header.get("format") != FORMAT:
         raise UserError(f"{path}: not a quads-search packed model (format {header.get('format')!r})")
     return json.loads(header["metadata"])
+
+
+def save_model(model: SLUModel, quantizer: Quantizer | None, path: Path, *, config: dict, intents: list[str],
+               metrics: dict, dataset_key: str) -> None:
+    """Write the packed model with what is needed to rebuild, evaluate and describe it."""
+    metadata = {"arch": model.arch, "num_classes": model.num_classes, "intents": intents,
+                "config": config, "metrics": metrics, "dataset_key": dataset_key,
+                "bits": dict(quantizer.bits) if quantizer is not None else {}}
+    save_packed(model, quantizer, path, metadata)
+
+
+def load_packed(path: str | Path) -> tuple[nn.Module, dict]:
+    """(model in eval mode with the exact trained weights, metadata) from a packed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    try:
+        state, metadata = read_packed(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not a readable packed model ({exc})") from None
+    model = model_from_arch(metadata["arch"], metadata["num_classes"])
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"encoder.embed_positions.weight"}:
+        raise UserError(f"{path}: tensors do not fit the architecture (missing {missing}, unexpected {unexpected})")
+    return model.eval(), metadata

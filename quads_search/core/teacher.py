@@ -15,10 +15,11 @@ from torch import nn
 
 from quads_search.cache import cached_dir, digest
 from quads_search.config import RunConfig
+from quads_search.core.epochs import embeddings
+from quads_search.core.models import SLUModel
+from quads_search.core.pretune import pretuned_model
 from quads_search.data import FeatureData
-from quads_search.loop import embeddings
-from quads_search.models import SLUModel
-from quads_search.pretune import Log, pretuned_model
+from quads_search.log import Log
 
 
 def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device, log: Log) -> SLUModel:

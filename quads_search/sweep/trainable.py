@@ -17,9 +17,9 @@ import ray
 from ray import tune
 
 from quads_search.config import run_config_from_dict
+from quads_search.core.run import run_quads
 from quads_search.metrics import METRIC_NAMES
-from quads_search.space import apply_params
-from quads_search.train import run_quads
+from quads_search.sweep.space import apply_params
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).
 FINAL_KEYS = (*METRIC_NAMES, "model_path")

@@ -1,0 +1,307 @@
+"""The schema of a search-space YAML: frozen dataclasses, one per section.
+
+Each section's `problems()` lists the values out of range as (key, message) pairs;
+`convert.build` turns raw YAML into these classes and collects every problem with its
+line. The schema checks only what it knows itself: which searched parameters make
+sense for a student is checked by the sweep layer (`sweep.space.check_space`).
+"""
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from quads_search.metrics import METRIC_NAMES
+from quads_search.quant.bits import VALID_BITS
+
+StageKind = Literal["pretune", "distill", "quantize", "joint"]
+# Named schedules; `core.schedule.SCHEDULE_PRESETS` defines each (and checks it defines exactly these).
+SchedulePreset = Literal["quads", "authors", "sequential", "ptq", "joint"]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Where the speech comes from and how it becomes log-mel features."""
+
+    kind: Literal["synthetic", "fsc", "slurp"] = "synthetic"
+    root: str | None = None  # synthetic: where to generate (default: <cache_dir>/corpus-<size>-<seed>)
+    size: Literal["small", "default", "large"] = "default"  # synthetic only
+    synth_seed: int = 0  # synthetic only
+    seconds: float = 3.0  # feature length; pretrained Whisper needs 30
+    spec_augment: bool = False
+    on_error: Literal["raise", "skip"] = "raise"  # unreadable clips: stop, or skip with a count
+    max_train_clips: int | None = None  # cap, for smoke runs
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.kind != "synthetic" and not self.root:
+            out.append(("root", f"is required for kind {self.kind!r}"))
+        if not 0.5 <= self.seconds <= 30:
+            out.append(("seconds", f"must be in [0.5, 30], got {self.seconds}"))
+        elif round(self.seconds * 100) % 2:  # Whisper's stride-2 convolution halves the frames
+            out.append(("seconds", f"must give an even number of 10 ms frames, got {self.seconds}"))
+        if self.max_train_clips is not None and self.max_train_clips < 1:
+            out.append(("max_train_clips", f"must be >= 1, got {self.max_train_clips}"))
+        return out
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of L_1, L_GT (cross-entropy) and L_centroid in one stage's loss."""
+
+    l1: float = 0.0
+    ce: float = 1.0
+    centroid: float = 0.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [(k, f"must be >= 0, got {v}") for k, v in dataclasses.asdict(self).items() if v < 0]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of the schedule. Unset optimizer fields take the stage kind's defaults."""
+
+    stage: StageKind
+    epochs: int
+    optimizer: Literal["adam", "adamw", "sgd"] | None = None
+    lr: float | None = None  # encoder learning rate
+    head_lr: float | None = None
+    momentum: float | None = None
+    cosine: bool | None = None  # cosine annealing over the stage
+    loss: LossWeights | None = None  # None: derived from training.loss, alpha and gamma
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        low = 0 if self.stage == "quantize" else 1  # quantize for 0 epochs = post-training quantization
+        if self.epochs < low:
+            out.append(("epochs", f"must be >= {low} for a {self.stage} stage, got {self.epochs}"))
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                out.append((name, f"must be > 0, got {value}"))
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            out.append(("momentum", f"must be in [0, 1), got {self.momentum}"))
+        return out
+
+
+@dataclass(frozen=True)
+class CycleSchedule:
+    """A generated schedule: `cycles` x (distill, joint, quantize) stages, leaving out those of 0 epochs."""
+
+    cycles: int = 2
+    distill: int = 2
+    quantize: int = 2
+    joint: int = 0
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [(k, f"must be >= 0, got {v}") for k, v in dataclasses.asdict(self).items() if v < 0]
+        if self.cycles < 1:
+            out.append(("cycles", f"must be >= 1, got {self.cycles}"))
+        if self.distill + self.quantize + self.joint == 0:
+            out.append(("", "needs at least one of distill, quantize, joint > 0"))
+        return out
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A Whisper encoder: a pretrained id or local path, a preset shape, or an explicit shape."""
+
+    pretrained: str | None = None
+    preset: Literal["whisper-tiny", "whisper-base", "whisper-small", "whisper-medium", "whisper-large"] | None = None
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 4
+    ffn: int = 256
+    dropout: float = 0.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.pretrained and self.preset:
+            out.append(("preset", "set either pretrained or preset, not both"))
+        for name in ("d_model", "layers", "heads", "ffn"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be >= 1, got {getattr(self, name)}"))
+        if self.heads >= 1 and self.d_model % self.heads:
+            out.append(("heads", f"must divide d_model={self.d_model}, got {self.heads}"))
+        if not 0 <= self.dropout < 1:
+            out.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
+        return out
+
+
+@dataclass(frozen=True)
+class PretuneConfig:
+    """Task fine-tuning done once per model and dataset, then cached and shared by all trials."""
+
+    epochs: int = 30
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    head_lr: float = 1e-3
+    cosine: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [] if self.epochs >= 0 else [("epochs", f"must be >= 0, got {self.epochs}")]
+        out += [(k, f"must be > 0, got {getattr(self, k)}") for k in ("lr", "head_lr") if getattr(self, k) <= 0]
+        return out
+
+
+@dataclass(frozen=True)
+class TeacherConfig(ModelConfig):
+    """The frozen teacher Ω; its width is reduced to the student's for L_1."""
+
+    d_model: int = 128
+    layers: int = 4
+    ffn: int = 512
+    pretune: PretuneConfig = field(default_factory=PretuneConfig)
+    reduce: Literal["maxpool", "linear"] = "maxpool"  # maxpool falls back to linear where shapes don't fit
+
+
+@dataclass(frozen=True)
+class StudentConfig(ModelConfig):
+    """The student Φ that gets distilled and quantized."""
+
+    pretune: PretuneConfig = field(default_factory=PretuneConfig)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The QUADS schedule and loss: L = γ·(α·L_1 + (1−α)·L_GT) + (1−γ)·(L_centroid + L_GT)."""
+
+    schedule: Union[SchedulePreset, CycleSchedule, list[StageConfig]] = "quads"
+    alpha: float = 0.5
+    gamma: float = 0.5
+    loss: Literal["paper", "authors"] = "paper"
+    batch_size: int = 32
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch_size: int = 128
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [(k, f"must be in [0, 1], got {getattr(self, k)}") for k in ("alpha", "gamma")
+               if not 0 <= getattr(self, k) <= 1]
+        if isinstance(self.schedule, list) and not self.schedule:
+            out.append(("schedule", "must hold at least one stage"))
+        for name in ("batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be >= 1, got {getattr(self, name)}"))
+        return out
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """Bits per weight tensor: `bits.default`, then entries keyed by tensor name or `re:` regex (later wins)."""
+
+    method: Literal["kmeans", "affine"] = "kmeans"
+    bits: dict[str, int] = field(default_factory=lambda: {"default": 4})
+    calibration: Literal["minmax", "mse"] = "mse"  # affine only
+    kmeans_iters: int = 15
+    activation_bits: int = 32  # activations stay float; used only for GBitOPs
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [] if "default" in self.bits else [("bits.default", "is required (the bits of every other tensor)")]
+        for name, bits in self.bits.items():
+            if bits not in VALID_BITS:
+                out.append((f"bits.{name}", f"must be one of {list(VALID_BITS)}, got {bits}"))
+            if name.startswith("re:"):
+                try:
+                    re.compile(name[3:])
+                except re.error as exc:
+                    out.append((f"bits.{name}", f"is not a valid regex: {exc}"))
+        if self.activation_bits not in VALID_BITS:
+            out.append(("activation_bits", f"must be one of {list(VALID_BITS)}, got {self.activation_bits}"))
+        if self.kmeans_iters < 1:
+            out.append(("kmeans_iters", f"must be >= 1, got {self.kmeans_iters}"))
+        return out
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How Optuna (through Ray Tune) explores `space`."""
+
+    objectives: dict[str, Literal["max", "min"]] = field(
+        default_factory=lambda: {"valid_accuracy": "max", "size_mb": "min"})
+    constraints: dict[str, float] = field(default_factory=dict)  # metric -> upper bound
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    num_samples: int = 12
+    max_concurrent: int = 2
+    seed: int = 0
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_retries: int = 1  # infrastructure failures (a worker dies), per Ray Tune's FailureConfig
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [(f"objectives.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
+               for k in self.objectives if k not in METRIC_NAMES]
+        out += [(f"constraints.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
+                for k in self.constraints if k not in METRIC_NAMES]
+        if not self.objectives:
+            out.append(("objectives", "must name at least one metric"))
+        for name in ("num_samples", "max_concurrent"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be >= 1, got {getattr(self, name)}"))
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            out.append(("cpus_per_trial", "cpus must be > 0 and gpus >= 0"))
+        if self.max_retries < 0:
+            out.append(("max_retries", f"must be >= 0, got {self.max_retries}"))
+        if self.constraints and self.sampler == "random":
+            out.append(("constraints", "need sampler tpe or nsga2 (the random sampler ignores constraints)"))
+        return out
+
+
+@dataclass(frozen=True)
+class ParamSpace:
+    """One searched parameter: exactly one of choice / uniform / loguniform / int."""
+
+    choice: list[Any] | None = None
+    uniform: list[float] | None = None
+    loguniform: list[float] | None = None
+    int: list[builtins.int] | None = None  # `int` is the YAML key; the annotation needs the builtin
+
+    def problems(self) -> list[tuple[str, str]]:
+        given = [k for k in ("choice", "uniform", "loguniform", "int") if getattr(self, k) is not None]
+        if len(given) != 1:
+            return [("", f"needs exactly one of choice, uniform, loguniform, int; got {given or 'none'}")]
+        kind, values = given[0], getattr(self, given[0])
+        if kind == "choice":
+            bad = [v for v in values if v is not None and not isinstance(v, (bool, int, float, str))]
+            if bad:
+                return [("choice", f"choices must be numbers, strings, booleans or null, got {bad[0]!r}")]
+            return [] if values else [("choice", "must not be empty")]
+        if len(values) != 2 or not values[0] < values[1]:
+            return [(kind, f"must be [low, high] with low < high, got {values}")]
+        if kind == "loguniform" and values[0] <= 0:
+            return [(kind, f"low must be > 0, got {values[0]}")]
+        return []
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One QUADS training run: what a trial executes."""
+
+    name: str
+    dataset: DatasetConfig
+    teacher: TeacherConfig
+    student: StudentConfig
+    training: TrainingConfig
+    quantization: QuantizationConfig
+    cache_dir: str = "~/.cache/quads-search"
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            return [("name", f"must be letters, digits, '_', '-' or '.', got {self.name!r}")]
+        return []
+
+
+@dataclass(frozen=True)
+class SweepConfig(RunConfig):
+    """A search-space YAML: a base run plus what to search and how."""
+
+    search: SearchConfig = field(default_factory=SearchConfig)
+    space: dict[str, ParamSpace] = field(default_factory=dict)
+    smoke: dict[str, Any] = field(default_factory=dict)  # dotted-key overrides applied by --smoke
+
+    def run_config(self) -> RunConfig:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunConfig)}
+        return RunConfig(**fields)
+

@@ -1,0 +1,106 @@
+"""The house plan holds: imports run one way (no cycles), and Ray stays inside the sweep package."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+PACKAGES = ("quads_search", "trainables")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.stmt]:
+    """Every import statement, at any depth, except those under `if TYPE_CHECKING:`."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+    return found
+
+
+def imports_of(name: str) -> set[str]:
+    """The modules `name` imports: `from a import b` is module `a.b` when that is a module, else `a`."""
+    out = set()
+    for node in _runtime_imports(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif node.module:
+            out.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
+                       for a in node.names)
+    return out
+
+
+GRAPH = {name: {m for m in imports_of(name) if m in MODULES} for name in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def reachable(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in GRAPH[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def imports_ray(name: str) -> bool:
+    return any(m == "ray" or m.startswith("ray.") for m in imports_of(name))
+
+
+def test_the_package_has_no_import_cycle():
+    assert find_cycle(GRAPH) is None, " -> ".join(find_cycle(GRAPH))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+
+
+def test_ray_is_imported_in_the_sweep_package_only():
+    importers = sorted(name for name in MODULES if imports_ray(name))
+    assert importers and all(name.startswith("quads_search.sweep.") for name in importers), importers
+    assert not imports_ray("quads_search.sweep") and not imports_ray("quads_search.sweep.space")
+
+
+def test_layers_below_the_sweep_never_reach_ray():
+    ray_modules = {name for name in MODULES if imports_ray(name)}
+    for name in MODULES:
+        if name.split(".")[1:2] in (["config"], ["core"], ["quant"], ["data"], ["pareto"], ["results"]):
+            assert not reachable(name) & ray_modules, (name, reachable(name) & ray_modules)
+
+
+def test_config_is_the_bottom_layer():
+    upper = ("quads_search.core", "quads_search.sweep", "quads_search.pareto", "quads_search.commands",
+             "quads_search.data", "quads_search.whisper")
+    for name in MODULES:
+        if name.startswith("quads_search.config"):
+            assert not [m for m in reachable(name) if m.startswith(upper)], name
