@@ -28,13 +28,11 @@ import time
 from pathlib import Path
 
 from bench.common import mean_ci95, mean_std, quiet, run_in_processes, space_config, to_stderr
-from quads_search.cache import cache_root
 from quads_search.config import RunConfig
 from quads_search.core.epochs import evaluate
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.run import QuadsRun, prepare
 from quads_search.core.schedule import SCHEDULE_PRESETS
-from quads_search.core.teacher import pretuned_teacher
 from quads_search.sweep.space import apply_params
 
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
@@ -104,13 +102,10 @@ def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> l
 def references(base: RunConfig) -> dict:
     """Test and valid accuracy of the fp32 pre-tuned teacher and student every condition starts from."""
     prepared = prepare(base, log=to_stderr)
-    teacher = pretuned_teacher(base, prepared.data, cache_root(base.cache_dir), prepared.device, log=quiet)
-    data, bs, classes = prepared.data, base.training.eval_batch_size, len(prepared.data.intents)
+    data, refs = prepared.data, prepared.references
     out = {"clips": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}}
-    for name, model in (("teacher_fp32", teacher), ("student_fp32", prepared.student)):
-        out[name] = {"test_accuracy": evaluate(model, data.test, bs, prepared.device, classes)["accuracy"],
-                     "valid_accuracy": evaluate(model, data.valid, bs, prepared.device, classes)["accuracy"],
-                     "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
+    for name, role in (("teacher_fp32", "teacher"), ("student_fp32", "student_fp32")):
+        out[name] = {"test_accuracy": refs[f"{role}_accuracy"], "valid_accuracy": refs[f"{role}_valid_accuracy"]}
     return out
 
 

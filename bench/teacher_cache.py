@@ -55,7 +55,7 @@ def main() -> None:
     config = space_config("mixed_precision", args.cache_dir, smoke=not args.default).run_config()
     prepared = prepare(config, log=quiet)
     teacher = pretuned_teacher(config, prepared.data, cache_root(config.cache_dir), torch.device("cpu"),
-                               log=quiet)
+                               log=quiet).model
     teacher.eval()
     reducer = WidthReducer(prepared.teacher_z.shape[1], prepared.student.width, config.teacher.reduce)
     times = {"cached": [], "live": []}

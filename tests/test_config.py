@@ -72,6 +72,7 @@ def test_set_can_build_a_schedule_and_a_regex_override():
     ("space.nowhere.x={choice: [1]}", "must set a key under"),
     ("training.schedule=nonsense", "training.schedule (line"),
     ("search.objectives.speed=max", "unknown metric"),
+    ("search.objectives.accuracy=max", "held-out test split: search on valid_accuracy"),
     ("training.schedule={cycles: 0}", "training.schedule.cycles (line"),
     ("training.schedule=[{stage: distill, epochs: 0}]", "training.schedule.0.epochs (line"),
     ("dataset.seconds=0.75", "even number of 10 ms frames"),

@@ -13,7 +13,7 @@ from quads_search.pareto.front import (
 )
 from tests.conftest import run_cli
 
-OBJECTIVES = [("accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
+OBJECTIVES = [("valid_accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
 
 
 def brute_force_front(costs):
@@ -34,9 +34,10 @@ def test_hypervolume_of_a_staircase():
 
 
 def test_select_picks_the_most_accurate_model_within_budgets():
-    frame = pd.DataFrame({"accuracy": [0.9, 0.8, 0.85], "size_mb": [3.0, 1.0, 2.0], "gmacs": [1.0, 1.0, 0.5]})
-    assert select(frame, max_size_mb=2.5)["accuracy"].item() == 0.85
-    assert select(frame, max_size_mb=2.5, max_gmacs=0.9)["accuracy"].item() == 0.85
+    frame = pd.DataFrame({"valid_accuracy": [0.9, 0.8, 0.85, 0.82], "size_mb": [3.0, 1.0, 2.0, 1.5],
+                          "gmacs": [1.0, 1.0, 1.0, 0.5]})
+    assert select(frame, max_size_mb=2.5)["valid_accuracy"].item() == 0.85
+    assert select(frame, max_size_mb=2.5, max_gmacs=0.9)["valid_accuracy"].item() == 0.82
     assert select(frame, min_accuracy=0.95).empty
 
 
@@ -65,8 +66,8 @@ def test_budget_selection_and_export_load_with_evaluate(smoke_sweep, tmp_path):
     out = run_cli("pareto", smoke_sweep, "--max-size-mb", budget, "--json", "--no-plots", "--export", tmp_path / "ship")
     assert out.returncode == 0, out.stderr
     (chosen,) = json.loads(out.stdout)
-    fits = trials[trials["size_mb"] <= budget]
-    assert chosen["accuracy"] == fits["accuracy"].max()
+    fits = trials[(trials["size_mb"] <= budget) & (trials["status"] == "finished")]
+    assert chosen["valid_accuracy"] == fits["valid_accuracy"].max()
     model = tmp_path / "ship" / chosen["trial_id"] / "model.safetensors"
     card = json.loads((model.parent / "model_card.json").read_text())
     assert card["metrics"]["accuracy"] == chosen["accuracy"] and card["bits"]
@@ -109,3 +110,53 @@ def test_unwritable_export_directory_exits_2(smoke_sweep, tmp_path):
     target.write_text("x")
     out = run_cli("pareto", smoke_sweep, "--no-plots", "--export", target / "sub")
     assert out.returncode == 2 and "--export" in out.stderr
+
+
+def _write_constructed_sweep(root, rows):
+    """A results directory whose trials are real (tiny) packed models with the given metrics."""
+    from quads_search.config import ModelConfig
+    from quads_search.core.export import save_model
+    from quads_search.core.models import build_model
+    from quads_search.results import TrialTable, trial_row
+
+    table = TrialTable(root / "constructed")
+    for trial_id, valid, test, size in rows:
+        model = build_model(ModelConfig(d_model=8, layers=1, heads=2, ffn=16), 3, 20)
+        metrics = {"valid_accuracy": valid, "accuracy": test, "f1_macro": test, "valid_f1_macro": valid,
+                   "size_mb": size, "size_mb_nominal": size, "gmacs": 0.001, "gbitops": 1.0, "params_m": 0.001,
+                   "bits_avg": 32.0}
+        path = root / "models" / trial_id / "model.safetensors"
+        path.parent.mkdir(parents=True)
+        save_model(model, None, path, config={}, intents=["a", "b", "c"], metrics=metrics, dataset_key="x")
+        table.record(trial_row(trial_id, "constructed", {}, {**metrics, "status": "finished",
+                                                            "model_path": str(path)}))
+
+
+# (trial, valid accuracy, test accuracy, size): on validation `valid_best` dominates `test_best`;
+# on test it is the other way round.
+DISAGREE = [("valid_best", 0.90, 0.50, 1.0), ("test_best", 0.50, 0.95, 1.0), ("small", 0.70, 0.40, 0.5)]
+
+
+def test_default_pareto_never_ranks_selects_or_exports_on_test(tmp_path):
+    _write_constructed_sweep(tmp_path, DISAGREE)
+    out = run_cli("pareto", tmp_path, "--json", "--no-plots")
+    assert out.returncode == 0, out.stderr
+    assert {r["trial_id"] for r in json.loads(out.stdout)} == {"valid_best", "small"}
+    out = run_cli("pareto", tmp_path, "--json", "--no-plots", "--max-size-mb", 1.0, "--export", tmp_path / "ship")
+    assert [r["trial_id"] for r in json.loads(out.stdout)] == ["valid_best"]
+    assert [p.name for p in (tmp_path / "ship").iterdir()] == ["valid_best"]
+    card = (tmp_path / "ship" / "valid_best" / "MODEL_CARD.md").read_text()
+    assert "validation accuracy 0.9000" in card and "Held-out test accuracy 0.5000" in card
+    out = run_cli("pareto", tmp_path, "--json", "--no-plots", "--min-accuracy", 0.8)
+    assert [r["trial_id"] for r in json.loads(out.stdout)] == ["valid_best"]  # 0.8 bounds validation
+    table = run_cli("pareto", tmp_path, "--no-plots")
+    assert "valid_acc" in table.stdout and "test_acc (held out)" in table.stdout
+    assert "warning" not in table.stderr
+
+
+def test_ranking_on_test_needs_explicit_objectives_and_warns(tmp_path):
+    _write_constructed_sweep(tmp_path, DISAGREE)
+    out = run_cli("pareto", tmp_path, "--json", "--no-plots", "--objectives", "accuracy:max,size_mb:min")
+    assert out.returncode == 0, out.stderr
+    assert {r["trial_id"] for r in json.loads(out.stdout)} == {"test_best", "small"}
+    assert "warning: --objectives ranks on accuracy, measured on the test split" in out.stderr

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-from quads_search.metrics import METRIC_NAMES
+from quads_search.metrics import METRIC_NAMES, METRICS
 from quads_search.quant.bits import VALID_BITS
 
 StageKind = Literal["pretune", "distill", "quantize", "joint"]
@@ -135,6 +135,7 @@ class PretuneConfig:
     """Task fine-tuning done once per model and dataset, then cached and shared by all trials."""
 
     epochs: int = 30
+    train: Literal["all", "head"] = "all"  # head: the encoder stays frozen (pretrained teachers)
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 1e-3
     head_lr: float = 1e-3
@@ -235,6 +236,9 @@ class SearchConfig:
                for k in self.objectives if k not in METRIC_NAMES]
         out += [(f"constraints.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
                 for k in self.constraints if k not in METRIC_NAMES]
+        out += [(f"{part}.{k}", f"is measured on the held-out test split: search on valid_{k} instead")
+                for part in ("objectives", "constraints") for k in getattr(self, part)
+                if k in METRICS and METRICS[k].held_out]
         if not self.objectives:
             out.append(("objectives", "must name at least one metric"))
         for name in ("num_samples", "max_concurrent"):

@@ -3,6 +3,10 @@
 QUADS starts from a pre-tuned model: trials never train from scratch. The cache key
 holds everything the weights depend on (model, pre-tuning settings, data, seed), so every
 trial and later run with the same inputs loads the same checkpoint.
+
+`pretune.train: all` fine-tunes encoder and head; `head` keeps the (pretrained) encoder
+frozen: its pooled embeddings of every split are computed once and stored beside the
+weights, and only the linear head is fitted on them, which takes seconds.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from quads_search.cache import cached_dir, digest, write_json
 from quads_search.config import ModelConfig, PretuneConfig
 from quads_search.core.epochs import (
     OptimSpec,
+    embeddings,
     evaluate,
     make_optimizer,
     steps_per_epoch,
@@ -24,25 +29,38 @@ from quads_search.core.epochs import (
 )
 from quads_search.core.losses import cross_entropy
 from quads_search.core.models import SLUModel, build_model, model_from_arch
-from quads_search.data import FeatureData
+from quads_search.data import SPLITS, FeatureData, FeatureSplit
 from quads_search.log import Log
+
+FORMAT = 2  # bump when what a pre-tuned entry holds changes
+EMBEDDINGS = "embeddings.safetensors"  # frozen-encoder entries: z of every split
+
+
+@dataclasses.dataclass
+class Pretuned:
+    """A pre-tuned model, its record (history, valid and test metrics) and its cache entry."""
+
+    model: SLUModel
+    record: dict
+    directory: Path
 
 
 def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, data: FeatureData,
                    cache: Path, *, seed: int, batch_size: int, augment: bool, device: torch.device,
-                   log: Log) -> tuple[SLUModel, dict]:
-    """The task-tuned model for (`model_cfg`, `pretune`, data, seed) and its pre-tuning record."""
+                   log: Log) -> Pretuned:
+    """The task-tuned model for (`model_cfg`, `pretune`, data, seed), built once and cached."""
     frames = data.train.features.shape[-1]
-    key = digest(role, dataclasses.asdict(model_cfg), dataclasses.asdict(pretune), data.key, seed,
+    key = digest(FORMAT, role, dataclasses.asdict(model_cfg), dataclasses.asdict(pretune), data.key, seed,
                  batch_size, augment)
 
     def build(out: Path) -> None:
         torch.manual_seed(seed)
-        model = build_model(model_cfg, len(data.intents), frames).to(device)
+        model = build_model(model_cfg, len(data.intents), frames, cache_dir=cache).to(device)
         log(f"pre-tuning the {role} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
-            f"{pretune.epochs} epochs); cached for later runs")
-        record = fit_cross_entropy(model, data, pretune, seed=seed, batch_size=batch_size, augment=augment,
-                                   device=device, log=lambda m: log(f"{role} {m}"))
+            f"{pretune.epochs} epochs, training {pretune.train}); cached for later runs")
+        fit = fit_head_on_frozen_encoder if pretune.train == "head" else fit_cross_entropy
+        record = fit(model, data, pretune, seed=seed, batch_size=batch_size, augment=augment, device=device,
+                     log=lambda m: log(f"{role} {m}"), out=out)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
         write_json(out / "model.json", {"arch": model.arch, "num_classes": model.num_classes, "record": record})
 
@@ -50,12 +68,20 @@ def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, da
     meta = json.loads((path / "model.json").read_text())
     model = model_from_arch(meta["arch"], meta["num_classes"])
     model.load_state_dict(load_file(str(path / "model.safetensors")))
-    return model.to(device), meta["record"]
+    return Pretuned(model.to(device), meta["record"], path)
+
+
+def _final_record(model: torch.nn.Module, valid: FeatureSplit, test: FeatureSplit, classes: int,
+                  history: list[dict], device: torch.device, eval_batch_size: int) -> dict:
+    """The history plus final valid and test metrics (test is reported as a reference, never used)."""
+    return {"history": history, "valid": evaluate(model, valid, eval_batch_size, device, classes),
+            "test": evaluate(model, test, eval_batch_size, device, classes)}
 
 
 def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int, batch_size: int,
-                      augment: bool, device: torch.device, log: Log, eval_batch_size: int = 128) -> dict:
-    """Train with L_GT alone for `pretune.epochs`; returns the per-epoch history and final valid metrics."""
+                      augment: bool, device: torch.device, log: Log, eval_batch_size: int = 128,
+                      out: Path | None = None) -> dict:
+    """Train encoder and head with L_GT alone for `pretune.epochs`; the per-epoch history and final metrics."""
     spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine)
     total = pretune.epochs * steps_per_epoch(len(data.train), batch_size)
     optimizer, scheduler = make_optimizer(list(model.encoder.parameters()), list(model.head.parameters()),
@@ -68,4 +94,52 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
         valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
         log(f"epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
-    return {"history": history, "valid": history[-1] if history else None}
+    return _final_record(model, data.valid, data.test, len(data.intents), history, device, eval_batch_size)
+
+
+def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int,
+                               batch_size: int, augment: bool, device: torch.device, log: Log,
+                               eval_batch_size: int = 128, out: Path | None = None) -> dict:
+    """Embed every split once with the frozen encoder, then fit the linear head on the embeddings.
+
+    SpecAugment does not apply: the encoder sees each clip once. The embeddings are written
+    to `out` so the teacher's distillation targets need no second pass.
+    """
+    log("embedding every split with the frozen encoder (once)")
+    z = {name: embeddings(model, getattr(data, name), eval_batch_size, device) for name in SPLITS}
+    if out is not None:
+        save_file({name: t.contiguous() for name, t in z.items()}, str(out / EMBEDDINGS))
+    head = model.head
+    optimizer, scheduler = make_optimizer([], list(head.parameters()),
+                                          OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr,
+                                                    cosine=pretune.cosine),
+                                          pretune.epochs * steps_per_epoch(len(data.train), batch_size))
+    generator = torch.Generator().manual_seed(seed)
+    pooled = {name: FeatureSplit(z[name], getattr(data, name).labels, getattr(data, name).speakers) for name in SPLITS}
+    history = []
+    for epoch in range(pretune.epochs):
+        loss = train_epoch(_HeadOnly(head), pooled["train"], batch_size, generator, device, False,
+                           lambda logits, _, labels, index: cross_entropy(logits, labels), optimizer, scheduler)
+        valid = evaluate(_HeadOnly(head), pooled["valid"], eval_batch_size, device, len(data.intents))
+        history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
+    log(f"head fitted for {pretune.epochs} epochs: valid acc {history[-1]['valid_accuracy']:.3f}"
+        if history else "no head epochs: the head stays as initialised")
+    return _final_record(_HeadOnly(head), pooled["valid"], pooled["test"], len(data.intents), history, device,
+                         eval_batch_size)
+
+
+class _HeadOnly(torch.nn.Module):
+    """The head applied to precomputed embeddings, shaped like a model: (logits, z)."""
+
+    def __init__(self, head: torch.nn.Linear):
+        super().__init__()
+        self.head = head
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(z), z
+
+
+def frozen_embeddings(pretuned: Pretuned, split: str) -> torch.Tensor | None:
+    """The stored encoder embeddings of `split` for a frozen-encoder entry, else None."""
+    path = pretuned.directory / EMBEDDINGS
+    return load_file(str(path))[split] if path.is_file() else None

@@ -57,6 +57,14 @@ class Prepared:
     student: SLUModel
     pretune_record: dict
     device: torch.device
+    references: dict  # fp32 teacher and pre-tuned student accuracy: what compression is measured against
+
+
+def reference_accuracies(teacher_record: dict, student_record: dict) -> dict:
+    """The teacher's and the fp32 pre-tuned student's valid and test accuracy (test is only reported)."""
+    return {f"{role}_{split}accuracy": record[key]["accuracy"]
+            for role, record in (("teacher", teacher_record), ("student_fp32", student_record))
+            for split, key in (("", "test"), ("valid_", "valid"))}
 
 
 def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
@@ -65,11 +73,13 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     cache = cache_root(cfg.cache_dir)
     log(f"dataset: {cfg.dataset.kind} (a synthetic corpus is generated on first use), features cached in {cache}")
     data = load_features(cfg.dataset, cache)
-    teacher_z = teacher_embeddings(cfg, data, cache, device, log)
-    student, record = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache,
-                                     seed=cfg.training.seed, batch_size=cfg.training.batch_size,
-                                     augment=cfg.dataset.spec_augment, device=device, log=log)
-    return Prepared(data, teacher_z, student, record, device)
+    teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device, log)
+    student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=cfg.training.seed,
+                             batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
+                             device=device, log=log)
+    references = reference_accuracies(teacher_record, student.record)
+    log("references: " + ", ".join(f"{k} {v:.4f}" for k, v in references.items()))
+    return Prepared(data, teacher_z, student.model, student.record, device, references)
 
 
 class QuadsRun:
@@ -174,7 +184,7 @@ class QuadsRun:
                    metrics=metrics, dataset_key=data.key)
         write_json(out_dir / "history.json", {"pretune": self.prepared.pretune_record, "stages": self.history})
         return {**metrics, "model_path": str(model_path), "bits": dict(self.quantizer.bits),
-                "stages": len(self.stages)}
+                "stages": len(self.stages), **self.prepared.references}
 
 
 def run_quads(cfg: RunConfig, out_dir: Path, *, log: Log = print, resume_from: Path | None = None,

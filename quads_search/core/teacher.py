@@ -7,42 +7,48 @@ enabled, applies to the student's input only; the teacher embeds the clean clip.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from quads_search.cache import cached_dir, digest
+from quads_search.cache import cached_dir, digest, write_json
 from quads_search.config import RunConfig
 from quads_search.core.epochs import embeddings
-from quads_search.core.models import SLUModel
-from quads_search.core.pretune import pretuned_model
+from quads_search.core.pretune import FORMAT, Pretuned, frozen_embeddings, pretuned_model
 from quads_search.data import FeatureData
 from quads_search.log import Log
 
 
-def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device, log: Log) -> SLUModel:
+def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device, log: Log) -> Pretuned:
     """The task-tuned teacher Ω for this run's teacher settings and data (built once, cached)."""
-    model, _ = pretuned_model("teacher", cfg.teacher, cfg.teacher.pretune, data, cache, seed=cfg.training.seed,
-                              batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
-                              device=device, log=log)
-    return model
+    return pretuned_model("teacher", cfg.teacher, cfg.teacher.pretune, data, cache, seed=cfg.training.seed,
+                          batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
+                          device=device, log=log)
 
 
 def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device,
-                       log: Log) -> torch.Tensor:
-    """z_Ω of every training clip, [N_train, teacher width], from the (cached) pre-tuned teacher."""
+                       log: Log) -> tuple[torch.Tensor, dict]:
+    """z_Ω of every training clip, [N_train, teacher width], and the teacher's pre-tuning record.
+
+    Both come from one cache entry, so a trial gets them without loading the teacher.
+    """
     settings = (dataclasses.asdict(cfg.teacher), cfg.training.seed, cfg.training.batch_size, cfg.dataset.spec_augment)
-    key = digest("teacher-z", settings, data.key)
+    key = digest(FORMAT, "teacher-z", settings, data.key)
 
     def build(out: Path) -> None:
         teacher = pretuned_teacher(cfg, data, cache, device, log)
-        log("computing the teacher's embeddings of the training split (once)")
-        z = embeddings(teacher, data.train, cfg.training.eval_batch_size, device)
+        z = frozen_embeddings(teacher, "train")
+        if z is None:
+            log("computing the teacher's embeddings of the training split (once)")
+            z = embeddings(teacher.model, data.train, cfg.training.eval_batch_size, device)
         save_file({"z": z.contiguous()}, str(out / "z.safetensors"))
+        write_json(out / "record.json", teacher.record)
 
-    return load_file(str(cached_dir(cache, "teacher-embeddings", key, build) / "z.safetensors"))["z"]
+    entry = cached_dir(cache, "teacher-embeddings", key, build)
+    return load_file(str(entry / "z.safetensors"))["z"], json.loads((entry / "record.json").read_text())
 
 
 def maxpool_dilation(teacher_width: int, student_width: int) -> int | None:

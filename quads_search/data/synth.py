@@ -1,9 +1,10 @@
 """A synthetic Fluent-Speech-Commands-format corpus spoken by eSpeak NG.
 
-Speakers are distinct (voice, variant) pairs with their own rate and pitch; each says every
+Speakers are distinct (accent, variant) pairs with their own rate and pitch; each says every
 one of the 31 intents (in a random phrasing) plus extras, with random gain, background noise
-at a random SNR, and random leading/trailing silence. Splits are speaker-disjoint. The same
-size and seed give byte-identical files.
+at a random SNR, and random leading/trailing silence. Splits are disjoint by accent and by
+variant, so validation and test measure unseen voices. The same size and seed give
+byte-identical files.
 """
 from __future__ import annotations
 
@@ -28,14 +29,23 @@ Size = Literal["small", "default", "large"]
 SAMPLE_RATE = 16000
 MAX_SECONDS = 3.0
 MARKER = "synthetic.json"
-# size -> (train, valid, test speakers, clips per speaker); every speaker says all 31 intents
+# size -> (train, valid, test speakers, clips per speaker); every speaker says all 31 intents.
+# The default test split holds 20 x 62 = 1,240 clips, so one clip is under 0.1 point.
 SIZES: dict[str, tuple[int, int, int, int]] = {
-    "small": (24, 4, 4, 31), "default": (34, 7, 7, 62), "large": (68, 14, 14, 93)}
-VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+    "small": (24, 4, 4, 31), "default": (34, 8, 20, 62), "large": (68, 14, 28, 93)}
+# Accents (eSpeak's English base voices) belong to one split each, and so do the voice variants
+# (timbre): no test or validation speaker shares its accent or its timbre with a training speaker.
+ACCENTS = {"train": ["en-us", "en", "en-gb-scotland", "en-029"], "valid": ["en-us-nyc", "en-gb-x-gbcwmd"],
+           "test": ["en-gb-x-rp", "en-gb-x-gbclan"]}
+VOICES = [voice for split in ACCENTS.values() for voice in split]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
-            "klatt3", "Alex", "Andy", "Annie", "Denis", "Gene", "Lee", "Michael", "Storm", "adam", "anika",
-            "antonio", "belinda", "benjamin", "david", "ed", "edward", "grandma", "grandpa", "linda", "max",
-            "michel", "paul", "quincy", "rob", "robert", "steph", "travis", "victor", "whisper", "zac"]
+            "klatt3", "klatt4", "klatt5", "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis", "Diogo", "Gene",
+            "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "Reed",
+            "Storm", "adam", "anika", "antonio", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "ed",
+            "edward", "edward2", "grandma", "grandpa", "gustave", "ian", "iven", "john", "linda", "marcelo", "max",
+            "michel", "miguel", "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "sandro", "shelby",
+            "steph", "steph2", "travis", "victor", "whisper", "zac"]
+VARIANT_SHARES = {"train": 0.55, "valid": 0.15, "test": 0.30}
 RATES = range(140, 221, 10)  # words per minute
 PITCHES = range(25, 76, 5)
 
@@ -54,13 +64,27 @@ class Utterance:
     path: str  # relative to the corpus root
 
 
+def _variants_by_split(rng: np.random.Generator) -> dict[str, list[str]]:
+    """The variants, shuffled and cut into disjoint train / valid / test shares."""
+    shuffled = [VARIANTS[i] for i in rng.permutation(len(VARIANTS))]
+    n_train = round(VARIANT_SHARES["train"] * len(VARIANTS))
+    n_valid = round(VARIANT_SHARES["valid"] * len(VARIANTS))
+    return {"train": shuffled[:n_train], "valid": shuffled[n_train:n_train + n_valid],
+            "test": shuffled[n_train + n_valid:]}
+
+
 def _speakers(size: str, rng: np.random.Generator) -> list[tuple[str, str, int, int]]:
-    """(split, voice+variant, rate, pitch) per speaker; no voice+variant is used twice."""
-    n_train, n_valid, n_test, _ = SIZES[size]
-    pairs = [f"{v}+{var}" for v in VOICES for var in VARIANTS]
-    picked = rng.choice(len(pairs), n_train + n_valid + n_test, replace=False)
-    splits = ["train"] * n_train + ["valid"] * n_valid + ["test"] * n_test
-    return [(split, pairs[i], int(rng.choice(RATES)), int(rng.choice(PITCHES))) for split, i in zip(splits, picked)]
+    """(split, accent+variant, rate, pitch) per speaker; accents and variants never cross splits."""
+    counts = dict(zip(("train", "valid", "test"), SIZES[size][:3]))
+    variants = _variants_by_split(rng)
+    out = []
+    for split, n in counts.items():
+        pairs = [f"{accent}+{variant}" for accent in ACCENTS[split] for variant in variants[split]]
+        if n > len(pairs):
+            raise ValueError(f"size {size!r}: {n} {split} speakers need more than {len(pairs)} accent+variant pairs")
+        picked = rng.choice(len(pairs), n, replace=False)
+        out += [(split, pairs[i], int(rng.choice(RATES)), int(rng.choice(PITCHES))) for i in picked]
+    return out
 
 
 def plan(size: str, seed: int) -> list[Utterance]:

@@ -2,6 +2,8 @@
 
 Objectives are (metric, mode) pairs; internally every objective is turned into one to
 minimise (max-objectives are negated), so "dominates" has one meaning everywhere.
+Models are chosen on the validation split; the test split (`accuracy`, `f1_macro`) is
+held out: reported beside, never ranked, selected or exported on unless asked explicitly.
 """
 from __future__ import annotations
 
@@ -12,19 +14,22 @@ import numpy as np
 import pandas as pd
 
 from quads_search.errors import UserError
+from quads_search.metrics import METRICS
 from quads_search.results import TRIALS_FILE, to_frame, trial_row
 
 Objectives = list[tuple[str, str]]
-DEFAULT_OBJECTIVES: Objectives = [("accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
+DEFAULT_OBJECTIVES: Objectives = [("valid_accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
 
 
 def parse_objectives(text: str) -> Objectives:
-    """`accuracy:max,size_mb:min` -> [("accuracy", "max"), ("size_mb", "min")]."""
+    """`valid_accuracy:max,size_mb:min` -> [("valid_accuracy", "max"), ("size_mb", "min")]."""
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         metric, _, mode = part.partition(":")
         if mode not in ("max", "min"):
             raise UserError(f"--objectives: {part!r} must be metric:max or metric:min")
+        if metric not in METRICS:
+            raise UserError(f"--objectives: unknown metric {metric!r}; known: {sorted(METRICS)}")
         out.append((metric, mode))
     if not out:
         raise UserError("--objectives: name at least one metric:mode")
@@ -65,6 +70,21 @@ def reference_point(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
     return np.array([0.0 if mode == "max" else 1.1 * float(frame[m].max()) for m, mode in objectives])
 
 
+def held_out(objectives: Objectives) -> list[str]:
+    """The objectives measured on the test split: choosing on them spends the held-out estimate."""
+    return [m for m, _ in objectives if METRICS[m].held_out]
+
+
+def varying(frame: pd.DataFrame, objectives: Objectives) -> Objectives:
+    """The objectives that are not constant over `frame` (a constant one decides nothing)."""
+    return [(m, d) for m, d in objectives if frame[m].nunique(dropna=True) > 1] or objectives[:1]
+
+
+def ranking_metric(objectives: Objectives) -> str:
+    """The accuracy-like objective selections rank by: the first one maximised."""
+    return next((m for m, d in objectives if d == "max"), objectives[0][0])
+
+
 def front(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
     """The non-dominated finished trials, best first by the first objective."""
     mask = non_dominated(to_costs(frame, objectives))
@@ -72,17 +92,21 @@ def front(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
     return frame[mask].sort_values(first, ascending=(mode == "min"))
 
 
-def select(frame: pd.DataFrame, *, max_size_mb: float | None = None, max_gmacs: float | None = None,
-           min_accuracy: float | None = None) -> pd.DataFrame:
-    """The most accurate trial that fits every budget (empty if none does)."""
+def select(frame: pd.DataFrame, *, by: str = "valid_accuracy", max_size_mb: float | None = None,
+           max_gmacs: float | None = None, min_accuracy: float | None = None) -> pd.DataFrame:
+    """The trial best on `by` (validation accuracy) that fits every budget (empty if none does).
+
+    `min_accuracy` bounds `by` as well: a budget never looks at the held-out test split
+    unless `by` does.
+    """
     fits = pd.Series(True, index=frame.index)
     if max_size_mb is not None:
         fits &= frame["size_mb"] <= max_size_mb
     if max_gmacs is not None:
         fits &= frame["gmacs"] <= max_gmacs
     if min_accuracy is not None:
-        fits &= frame["accuracy"] >= min_accuracy
-    return frame[fits].sort_values(["accuracy", "size_mb"], ascending=[False, True]).head(1)
+        fits &= frame[by] >= min_accuracy
+    return frame[fits].sort_values([by, "size_mb"], ascending=[False, True]).head(1)
 
 
 # ----------------------------------------------------------------------------- reading

@@ -74,8 +74,16 @@ def test_intents_and_speaker_disjoint_splits(small_corpus: Path) -> None:
     assert not speakers["train"] & speakers["valid"]
     assert not speakers["train"] & speakers["test"]
     assert not speakers["valid"] & speakers["test"]
-    voices = {split: {s.rsplit("_r", 1)[0] for s in names} for split, names in speakers.items()}
-    assert not voices["train"] & (voices["valid"] | voices["test"]), "a voice+variant is reused across splits"
+    accents = {split: {s.split("_")[0] for s in names} for split, names in speakers.items()}
+    variants = {split: {s.rsplit("_r", 1)[0].split("_", 1)[1] for s in names} for split, names in speakers.items()}
+    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        assert not accents[a] & accents[b], f"an accent is heard in both {a} and {b}"
+        assert not variants[a] & variants[b], f"a voice variant is heard in both {a} and {b}"
+
+
+def test_the_default_test_split_tells_models_apart() -> None:
+    test = [u for u in plan("default", 0) if u.split == "test"]
+    assert len(test) >= 1200 and len({u.speaker for u in test}) >= 12  # one clip is under 0.1 point
 
 
 def test_wavs_are_16k_mono_int16_and_fit_3s(small_corpus: Path) -> None:
