@@ -17,8 +17,13 @@ import pandas as pd
 from quads_search.cache import write_json
 from quads_search.metrics import METRIC_NAMES
 
-BASE_COLUMNS = ("trial_id", "experiment", "status", "node_id", "wall_s", *METRIC_NAMES, "error", "model_path")
+BASE_COLUMNS = ("trial_id", "experiment", "status", "kind", "node_id", "wall_s", *METRIC_NAMES, "error", "model_path",
+                "reducer")
 TRIALS_FILE = "trials.parquet"
+REFERENCES_FILE = "references.json"  # the teacher's and the fp32 student's accuracy, written by the sweep
+# A trial's config carries its kind beside the sampled parameters: `reference` (enqueued anchors),
+# `seeded` (enqueued from the sensitivity analysis) or `searched` (drawn by the sampler).
+KIND_KEY = "trial_kind"
 
 
 class TrialTable:
@@ -77,8 +82,10 @@ def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status
               error: str | None = None) -> dict:
     """One tidy row: identity, status, metrics, and every searched parameter as `param.<name>`."""
     row = {"trial_id": trial_id, "experiment": experiment, "status": status or result.get("status", "error"),
-           "node_id": result.get("node_id"), "wall_s": result.get("wall_s"),
+           "kind": config.get(KIND_KEY, "searched"), "node_id": result.get("node_id"), "wall_s": result.get("wall_s"),
            "error": error if error is not None else result.get("error"), "model_path": result.get("model_path")}
     row.update({m: result.get(m) for m in METRIC_NAMES})
-    row.update({f"param.{name}": value for name, value in config.items()})
+    row["reducer"] = result.get("reducer")  # how z_Ω reached the student's width (maxpool, linear, identity)
+    row.update({k: v for k, v in result.items() if k.startswith("time_")})  # seconds per phase of the trial
+    row.update({f"param.{name}": value for name, value in config.items() if name != KIND_KEY})
     return row

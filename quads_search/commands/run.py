@@ -1,8 +1,14 @@
-"""`quads-search run SPACE.yaml`: the sweep. Ray Tune runs Optuna's multi-objective search over the space."""
+"""`quads-search run SPACE.yaml`: the sweep. Ray Tune runs Optuna's multi-objective search over the space.
+
+Exit codes: 0 every trial finished; 1 some (or all) trials failed or errored, the finished
+ones are kept and a one-line summary counts the causes; 2 a user error (bad YAML, key or
+value; nothing started); 130 interrupted (Ctrl-C), the state saved for --resume.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from quads_search.sweep.space import load_sweep
@@ -37,5 +43,11 @@ def run(args: argparse.Namespace) -> int:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     from quads_search.sweep.driver import run_sweep
 
-    run_sweep(config, args.results_dir, address=args.address, resume=args.resume, dashboard_host=args.dashboard_host)
+    outcome = run_sweep(config, args.results_dir, address=args.address, resume=args.resume,
+                        dashboard_host=args.dashboard_host)
+    if outcome.failures:
+        kept = f"the {outcome.finished} finished ones are kept" if outcome.finished else "no trial finished"
+        print(f"quads-search: {outcome.failure_summary()}; {kept} (train.log per trial under "
+              f"{outcome.experiment_dir / 'models'})", file=sys.stderr)
+        return 1
     return 0

@@ -230,6 +230,8 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_retries: int = 1  # infrastructure failures (a worker dies), per Ray Tune's FailureConfig
+    references: list[int] = field(default_factory=lambda: [32, 8, 4, 2])  # uniform-bit anchor trials, run first
+    checkpoint_every_s: float = 60.0  # a stage-end checkpoint only after this long (0: after every stage)
 
     def problems(self) -> list[tuple[str, str]]:
         out = [(f"objectives.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
@@ -248,6 +250,13 @@ class SearchConfig:
             out.append(("cpus_per_trial", "cpus must be > 0 and gpus >= 0"))
         if self.max_retries < 0:
             out.append(("max_retries", f"must be >= 0, got {self.max_retries}"))
+        out += [("references", f"must be bit widths in {list(VALID_BITS)}, got {b}")
+                for b in self.references if b not in VALID_BITS]
+        if len(self.references) > self.num_samples:
+            out.append(("references", f"{len(self.references)} reference trials do not fit in "
+                                      f"num_samples={self.num_samples}"))
+        if self.checkpoint_every_s < 0:
+            out.append(("checkpoint_every_s", f"must be >= 0, got {self.checkpoint_every_s}"))
         if self.constraints and self.sampler == "random":
             out.append(("constraints", "need sampler tpe or nsga2 (the random sampler ignores constraints)"))
         return out

@@ -7,16 +7,18 @@
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from quads_search.cache import cache_root, write_json
+from quads_search.cache import cache_root, digest, write_json
 from quads_search.config import RunConfig, StageConfig, to_dict
 from quads_search.core.epochs import (
     OptimSpec,
@@ -88,9 +90,12 @@ class QuadsRun:
     def __init__(self, cfg: RunConfig, prepared: Prepared, log: Log = print):
         self.cfg, self.prepared, self.log = cfg, prepared, log
         self.stages = resolve_schedule(cfg.training)
-        self.model = prepared.student
+        self.model = copy.deepcopy(prepared.student)  # the shared pre-tuned student stays untouched
         torch.manual_seed(cfg.training.seed)
         self.reducer = WidthReducer(prepared.teacher_z.shape[1], self.model.width, cfg.teacher.reduce).to(prepared.device)
+        if cfg.teacher.reduce != self.reducer.kind and not self.reducer.identity:
+            log(f"teacher.reduce: {cfg.teacher.reduce} cannot map width {prepared.teacher_z.shape[1]} to "
+                f"{self.model.width}; a trainable linear projection is used instead")
         self.quantizer: Quantizer = make_quantizer(self.model, cfg.quantization)
         self.active = False  # weights live on the quantizer's grid (or are pulled to it)
         self.history: list[dict] = []
@@ -184,15 +189,43 @@ class QuadsRun:
                    metrics=metrics, dataset_key=data.key)
         write_json(out_dir / "history.json", {"pretune": self.prepared.pretune_record, "stages": self.history})
         return {**metrics, "model_path": str(model_path), "bits": dict(self.quantizer.bits),
-                "stages": len(self.stages), **self.prepared.references}
+                "stages": len(self.stages), "reducer": self.reducer.kind, **self.prepared.references}
+
+
+def prepare_key(cfg: RunConfig) -> str:
+    """Equal keys mean `prepare(cfg)` returns the same data and models (a worker may keep one)."""
+    t = cfg.training
+    return digest(cfg.dataset, cfg.teacher, cfg.student, cfg.cache_dir, t.seed, t.batch_size, t.device,
+                  t.eval_batch_size)
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the seconds spent in the block to `timings[phase]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
 
 
 def run_quads(cfg: RunConfig, out_dir: Path, *, log: Log = print, resume_from: Path | None = None,
-              on_stage_end: StageCallback | None = None) -> dict:
-    """Train one configuration end to end and return its metrics (see `QuadsRun.finish`)."""
-    run = QuadsRun(cfg, prepare(cfg, log), log)
-    if resume_from is not None:
-        run.load(resume_from)
-        log(f"resumed after stage {len(run.history)} of {len(run.stages)}")
-    run.run_stages(on_stage_end)
-    return run.finish(out_dir)
+              on_stage_end: StageCallback | None = None, prepared: Prepared | None = None,
+              timings: dict[str, float] | None = None) -> dict:
+    """Train one configuration end to end and return its metrics (see `QuadsRun.finish`).
+
+    `prepared` (from `prepare(cfg)`, e.g. kept by a worker across trials) skips loading the
+    caches; `timings` receives the seconds of each phase.
+    """
+    timings = {} if timings is None else timings
+    with timed(timings, "prepare"):
+        prepared = prepared or prepare(cfg, log)
+    with timed(timings, "build"):
+        run = QuadsRun(cfg, prepared, log)
+        if resume_from is not None:
+            run.load(resume_from)
+            log(f"resumed after stage {len(run.history)} of {len(run.stages)}")
+    with timed(timings, "stages"):
+        run.run_stages(on_stage_end)
+    with timed(timings, "finish"):
+        return run.finish(out_dir)

@@ -1,61 +1,30 @@
 """The sweep: validated SweepConfig -> Optuna (through Ray Tune's OptunaSearch) -> trials -> results/.
 
 Ray is imported in this package (`quads_search.sweep`) only, and only by its driver,
-progress callback and trainable; `space` is Ray-free. The driver builds every shared cache
-(corpus, features, pre-tuned teacher and student) before Ray starts, so trials only load.
+progress callback, searcher and trainable; `space` is Ray-free. The driver builds every shared
+cache (corpus, features, pre-tuned teacher and student) before Ray starts, so trials only load,
+and writes the reference accuracies (teacher, fp32 student) beside the results.
 """
 from __future__ import annotations
 
-import math
+import collections
 import os
-import time
+import signal
+from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 import ray
 import yaml
 from ray import tune
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
+from quads_search.cache import write_json
 from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
-from quads_search.results import TrialTable
+from quads_search.results import REFERENCES_FILE, TrialTable
 from quads_search.sweep.progress import TrialRecorder, reconcile, summary
-from quads_search.sweep.space import distributions, make_sampler
+from quads_search.sweep.searcher import make_searcher
+from quads_search.sweep.space import reference_trials
 from quads_search.sweep.trainable import quads_trial
-
-
-class QuadsOptunaSearch(OptunaSearch):
-    """OptunaSearch that fails (rather than loses) trials without every objective, and feeds
-    constraint values to the sampler before the trial is told."""
-
-    def __init__(self, *args, constraints: dict[str, float], **kwargs):
-        super().__init__(*args, **kwargs)
-        self._constraints = constraints
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        values = [(result or {}).get(m) for m in self.metric]
-        complete = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None and complete and self._constraints:
-            ot_trial.set_user_attr("constraints", [result[m] - bound for m, bound in self._constraints.items()])
-        super().on_trial_complete(trial_id, result if complete else None, error=error or not complete)
-
-
-def make_searcher(config: SweepConfig, experiment_dir: Path, max_concurrent: int) -> ConcurrencyLimiter:
-    """Seeded multi-objective OptunaSearch whose study lives in a journal beside the results."""
-    search = config.search
-    constraints = dict(search.constraints)
-    sampler = make_sampler(search, constrained=bool(constraints))
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(experiment_dir / "optuna.journal")))
-    searcher = QuadsOptunaSearch(
-        space=distributions(config.space),
-        metric=list(search.objectives), mode=list(search.objectives.values()), sampler=sampler,
-        study_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage=storage, constraints=constraints)
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -95,13 +64,28 @@ def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> No
 def trainable(config: SweepConfig, experiment_dir: Path):
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     base = to_dict(config.run_config())
-    return tune.with_resources(tune.with_parameters(quads_trial, base=base, experiment_dir=str(experiment_dir)),
-                               resources)
+    fn = tune.with_parameters(quads_trial, base=base, experiment_dir=str(experiment_dir),
+                              checkpoint_every_s=config.search.checkpoint_every_s)
+    return tune.with_resources(fn, resources)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a sweep ended with: the CLI's exit code follows from it."""
+
+    experiment_dir: Path
+    finished: int
+    failures: dict[str, int]  # error type -> trials that ended with it (failed or error)
+
+    def failure_summary(self) -> str:
+        causes = ", ".join(f"{n} x {cause}" for cause, n in sorted(self.failures.items(), key=lambda kv: -kv[1]))
+        return f"{sum(self.failures.values())} of {self.finished + sum(self.failures.values())} trials did not " \
+               f"finish: {causes}"
 
 
 def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = None, resume: bool = False,
-              dashboard_host: str = "127.0.0.1", log=print) -> Path:
-    """Run (or resume) the sweep; returns the experiment directory holding trials.parquet."""
+              dashboard_host: str = "127.0.0.1", log=print) -> SweepOutcome:
+    """Run (or resume) the sweep into `<results_dir>/<name>/`; KeyboardInterrupt if interrupted."""
     results_dir = results_dir.resolve()
     experiment_dir = results_dir / config.name
     _check_experiment_dir(experiment_dir, config, resume)
@@ -111,7 +95,7 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     from quads_search.core.run import prepare
 
     log("preparing shared data and pre-tuned models (cached after the first run)")
-    prepare(config.run_config(), log)
+    write_json(experiment_dir / REFERENCES_FILE, prepare(config.run_config(), log).references)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state on disk within a second
     # Stage reports carry no objectives; the final one always does, and QuadsOptunaSearch fails
     # (rather than silently drops) any trial whose final report lacks one.
@@ -122,17 +106,42 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
         table = TrialTable(experiment_dir)
         recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log)
         tuner = _tuner(config, results_dir, experiment_dir, recorder, resume)
-        grid = tuner.fit()
+        grid, interrupted = _fit(tuner)
         reconcile(grid, table, config.name)
     finally:
         ray.shutdown()
-    ended = len(table.rows())
-    if ended < config.search.num_samples:  # Tune returns early only when stopped (Ctrl-C / SIGINT)
-        log(f"interrupted after {ended} of {config.search.num_samples} trials; the state is saved: "
+    rows = table.rows()
+    if interrupted:
+        log(f"interrupted after {len(rows)} of {config.search.num_samples} trials; the state is saved: "
             f"continue with the same command plus --resume")
         raise KeyboardInterrupt
+    if len(rows) < config.search.num_samples:
+        raise RuntimeError(f"Ray Tune returned after {len(rows)} of {config.search.num_samples} trials without "
+                           f"an interrupt; see {experiment_dir} (continue with --resume)")
     summary(table, experiment_dir, log)
-    return experiment_dir
+    failures = collections.Counter(str(r.get("error") or r["status"]).split(":")[0] for r in rows
+                                   if r["status"] != "finished")
+    return SweepOutcome(experiment_dir, len(rows) - sum(failures.values()), dict(failures))
+
+
+def _fit(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
+    """Run the tuner; (results, whether a SIGINT/SIGUSR1 stopped it).
+
+    Ray Tune catches SIGINT itself and returns normally. Its handler puts back the handler it
+    replaced when (and only when) it receives the signal, so a marker handler installed
+    before `fit` is in place again afterwards exactly when Tune was interrupted.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+
+    def marker(signum, frame):  # only reachable on a second Ctrl-C, after Tune gave the handler back
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, marker)
+    try:
+        grid = tuner.fit()
+        return grid, signal.getsignal(signal.SIGINT) is marker
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool) -> tune.Tuner:
@@ -143,8 +152,8 @@ def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorde
         name=config.name, storage_path=str(results_dir), callbacks=[recorder], verbose=0,
         failure_config=tune.FailureConfig(max_failures=config.search.max_retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
-    tune_config = tune.TuneConfig(search_alg=make_searcher(config, experiment_dir, config.search.max_concurrent),
-                                  num_samples=config.search.num_samples, reuse_actors=False)
+    searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config))
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples, reuse_actors=True)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 
@@ -157,7 +166,10 @@ def _check_experiment_dir(experiment_dir: Path, config: SweepConfig, resume: boo
         raise UserError(f"{experiment_dir} already holds results: pass --resume to continue that sweep, "
                         f"or choose another --results-dir or --set name=...")
     saved = experiment_dir / "config.yaml"
-    if resume and saved.is_file():
+    if resume and not saved.is_file():
+        raise UserError(f"--resume: {saved} is missing, so the sweep's config cannot be checked; "
+                        f"start a new sweep (another --results-dir or --set name=...)")
+    if resume:
         before, now = yaml.safe_load(saved.read_text()), to_dict(config)
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if changed:

@@ -25,8 +25,11 @@ class TrialRecorder(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         row = trial_row(trial.trial_id, self.experiment, trial.config, trial.last_result or {})
         self.table.record(row)
-        outcome = (f"accuracy {row['accuracy']:.3f} size {row['size_mb']:.4f} MiB" if row["status"] == "finished"
-                   else f"FAILED: {row['error']}")
+        outcome = (f"valid acc {row['valid_accuracy']:.3f} (test {row['accuracy']:.3f}) size {row['size_mb']:.4f} MiB "
+                   f"at {row['bits_avg']:.2f} bits" if row["status"] == "finished"
+                   else f"{row['status'].upper()}: {row['error']}")
+        if row["kind"] != "searched":
+            outcome = f"({row['kind']}) {outcome}"
         self.log(f"trial {trial.trial_id} {outcome}  {self._counts(trials)}  {self._bests()}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:

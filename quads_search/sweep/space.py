@@ -6,6 +6,7 @@ A parameter name is a dotted config key (`training.alpha`, `student.layers`,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -22,8 +23,10 @@ from quads_search.config import (
     to_dict,
 )
 from quads_search.errors import ConfigError, UserError
+from quads_search.results import KIND_KEY
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
+REFERENCE_BITS_KEY = "reference_bits"  # a reference trial's uniform bit width, beside its sampled params
 
 
 def load_sweep(path, overrides: list[str] = (), smoke: bool = False) -> SweepConfig:
@@ -41,11 +44,69 @@ def config_key(name: str) -> str:
 
 
 def apply_params(base: RunConfig, params: dict[str, Any], source: str = "<trial>") -> RunConfig:
-    """`base` with every sampled parameter set, validated."""
+    """`base` with every sampled parameter set, validated.
+
+    A trial's kind (`KIND_KEY`) is no parameter; a reference trial's uniform bit width
+    (`REFERENCE_BITS_KEY`) replaces the whole bit allocation.
+    """
+    params = {k: v for k, v in params.items() if k != KIND_KEY}
+    uniform = params.pop(REFERENCE_BITS_KEY, None)
     raw = to_dict(base)
     for name, value in params.items():
         set_dotted(raw, config_key(name), value, source)
+    if uniform is not None:
+        raw["quantization"]["bits"] = {"default": uniform}
     return build(RunConfig, raw, source)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A trial the searcher runs before sampling: its parameters and its Optuna user attributes."""
+
+    params: dict[str, Any]
+    attrs: dict[str, Any]
+
+
+def reference_trials(config: SweepConfig) -> list[Enqueued]:
+    """One trial per `search.references` bit width: every tensor at that width, the rest at the base config.
+
+    They anchor the front (what full precision and uniform low bits reach under the same
+    schedule and loss weights). A reference the space cannot express is marked so that the
+    searcher does not teach its sampler with it.
+    """
+    base, out = to_dict(config.run_config()), []
+    for bits in config.search.references:
+        params, expressible = {}, True
+        for name, param in config.space.items():
+            wanted = bits if name.startswith("bits.") else _lookup(base, config_key(name))
+            dist = _distribution(param)
+            inside = wanted is not None and _contains(dist, wanted)
+            params[name] = wanted if inside else extreme_values(param)[0]
+            expressible &= inside
+        out.append(Enqueued(params, {"kind": "reference", REFERENCE_BITS_KEY: bits, "expressible": expressible}))
+    return out
+
+
+def _lookup(raw: dict, dotted: str) -> Any:
+    for prefix in ("quantization.bits.",):
+        if dotted.startswith(prefix):
+            return raw["quantization"]["bits"].get(dotted[len(prefix):])
+    value: Any = raw
+    for part in dotted.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+def _contains(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    try:
+        return dist._contains(dist.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False
 
 
 def extreme_values(param: ParamSpace) -> list[Any]:

@@ -1,60 +1,100 @@
 """The function trainable every sweep trial runs.
 
-params (sampled by Optuna) + the base run config -> `run_quads` -> one final
-`tune.report` holding every metric. Each stage end reports a checkpoint, so a restored
-trial continues after its last finished stage. A failure inside training (an exception,
-a NaN/inf loss, out of memory) is reported as a failed trial with its error, so the
-searcher learns of it and the sweep goes on; a dying worker is Ray's to retry.
+params (sampled by Optuna) + the base run config -> `run_quads` -> one final `tune.report`
+holding every metric. Ray Tune reuses a worker for the next trial (`reuse_actors`), so a
+worker imports torch once and keeps the shared cached data (features, teacher embeddings,
+pre-tuned student) in memory for every trial with the same `prepare_key`.
+
+A stage-end report carries a checkpoint only when `checkpoint_every_s` have passed since the
+last one, so a restored trial continues after its last checkpointed stage without every
+stage paying for a checkpoint. What goes wrong inside training is classified:
+  failed  a training fault (NaN/inf loss, out of memory, a sampled setting the model cannot
+          take): the searcher learns of it and the sweep goes on;
+  error   any other exception, i.e. a bug: recorded with its traceback in train.log and counted
+          in the sweep's exit summary, never passed off as a training result.
+A dying worker is Ray's to retry (`search.max_retries`).
 """
 from __future__ import annotations
 
 import contextlib
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import ray
+import torch
 from ray import tune
 
-from quads_search.config import run_config_from_dict
-from quads_search.core.run import run_quads
+from quads_search.config import RunConfig, run_config_from_dict
+from quads_search.core.epochs import NonFiniteLoss
+from quads_search.core.run import Prepared, prepare, prepare_key, run_quads, timed
+from quads_search.errors import UserError
 from quads_search.metrics import METRIC_NAMES
 from quads_search.sweep.space import apply_params
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).
-FINAL_KEYS = (*METRIC_NAMES, "model_path")
+FINAL_KEYS = (*METRIC_NAMES, "model_path", "reducer")
+_WORKER: dict[str, Prepared] = {}  # this worker process's shared data, by prepare_key
 
 
-def quads_trial(params: dict, *, base: dict, experiment_dir: str) -> None:
+def is_training_fault(exc: BaseException) -> bool:
+    """Faults of the configuration being trained, as opposed to bugs in the code."""
+    if isinstance(exc, (NonFiniteLoss, MemoryError, torch.OutOfMemoryError, UserError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("allocate", "out of memory"))
+
+
+def quads_trial(params: dict, *, base: dict, experiment_dir: str, checkpoint_every_s: float) -> None:
     start = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
     trial_dir = Path(experiment_dir) / "models" / trial_id
     trial_dir.mkdir(parents=True, exist_ok=True)
     common = {"trial_id": trial_id, "node_id": ray.get_runtime_context().get_node_id()}
+    timings: dict[str, float] = {}
     with open(trial_dir / "train.log", "a") as log_file:
         def log(message: str) -> None:
             print(message, file=log_file, flush=True)
 
         try:
-            final = _train(params, base, trial_dir, log)
+            final = _train(params, base, trial_dir, log, checkpoint_every_s, timings)
             final.update(status="finished", error=None)
-        except Exception as exc:  # noqa: BLE001 - any training failure fails this trial only
-            log(f"failed: {type(exc).__name__}: {exc}")
-            final = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:2000]}
-    tune.report({**final, **common, "wall_s": time.perf_counter() - start})
+        except Exception as exc:  # noqa: BLE001 - classified, logged and reported; the sweep goes on
+            log(traceback.format_exc())
+            status = "failed" if is_training_fault(exc) else "error"
+            final = {"status": status, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+    timings = {f"time_{k}_s": round(v, 3) for k, v in timings.items()}
+    tune.report({**final, **common, **timings, "wall_s": time.perf_counter() - start})
 
 
-def _train(params: dict, base: dict, trial_dir: Path, log) -> dict:
+def _shared(config: RunConfig, log) -> Prepared:
+    """The prepared data for `config`, loaded once per worker (the last key only: memory stays flat)."""
+    key = prepare_key(config)
+    if key not in _WORKER:
+        _WORKER.clear()
+        _WORKER[key] = prepare(config, log)
+    return _WORKER[key]
+
+
+def _train(params: dict, base: dict, trial_dir: Path, log, checkpoint_every_s: float,
+           timings: dict[str, float]) -> dict:
     config = apply_params(run_config_from_dict(base), params)
     checkpoint = tune.get_checkpoint()
+    with timed(timings, "shared_data"):
+        prepared = _shared(config, log)
+    last_checkpoint = [time.perf_counter()]
 
     def on_stage_end(record: dict, save) -> None:
-        with tempfile.TemporaryDirectory() as directory:
+        progress = {"stage": record["stage"], "stage_valid_accuracy": record["valid_accuracy"]}
+        if time.perf_counter() - last_checkpoint[0] < checkpoint_every_s:
+            tune.report(progress)
+            return
+        with timed(timings, "checkpoint"), tempfile.TemporaryDirectory() as directory:
             save(Path(directory))
-            tune.report({"stage": record["stage"], "stage_valid_accuracy": record["valid_accuracy"]},
-                        checkpoint=tune.Checkpoint.from_directory(directory))
+            tune.report(progress, checkpoint=tune.Checkpoint.from_directory(directory))
+        last_checkpoint[0] = time.perf_counter()
 
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume_dir:
-        metrics = run_quads(config, trial_dir, log=log, on_stage_end=on_stage_end,
-                            resume_from=Path(resume_dir) if resume_dir else None)
+        metrics = run_quads(config, trial_dir, log=log, on_stage_end=on_stage_end, prepared=prepared,
+                            resume_from=Path(resume_dir) if resume_dir else None, timings=timings)
     return {key: metrics[key] for key in FINAL_KEYS}
