@@ -34,7 +34,7 @@ def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, da
 
     def build(out: Path) -> None:
         torch.manual_seed(seed)
-        model = build_model(model_cfg, len(data.intents), frames).to(device)
+        model = build_model(model_cfg, len(data.intents), frames, cache).to(device)
         log(f"pre-tuning the {role} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
             f"{pretune.epochs} epochs); cached for later runs")
         record = fit_cross_entropy(model, data, pretune, seed=seed, batch_size=batch_size, augment=augment,
