@@ -71,6 +71,7 @@ def generation_config(arch: dict, tokens: dict[str, int], ct2: dict) -> Generati
     if multilingual:
         extra["lang_to_id"] = {k[len("lang:"):]: v for k, v in tokens.items() if k.startswith("lang:")}
         extra["task_to_id"] = {"transcribe": tokens["transcribe"], "translate": tokens["translate"]}
+        extra["task"] = "transcribe"  # OpenAI's default; without it the prompt lacks a task token
     if ct2.get("alignment_heads"):
         extra["alignment_heads"] = ct2["alignment_heads"]
     return GenerationConfig(
