@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "profile": "quads_search.commands.profile",
     "data": "quads_search.commands.data",
     "evaluate": "quads_search.commands.evaluate",
+    "whisper": "quads_search.commands.whisper",
 }
 
 

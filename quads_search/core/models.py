@@ -6,14 +6,17 @@ Whisper's published shape, or an explicit shape (randomly initialised).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import WhisperConfig, WhisperForAudioClassification
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 
-from quads_search.config import ModelConfig
+from quads_search.config import ModelConfig, RunConfig
 from quads_search.data.features import N_MELS
 from quads_search.errors import UserError
+from quads_search.whisper.resolve import resolve_pretrained
 
 # Published Whisper encoder shapes: d_model, layers, heads, ffn.
 PRESETS = {
@@ -25,11 +28,12 @@ PRESETS = {
 }
 
 
-def encoder_arch(cfg: ModelConfig, frames: int) -> dict:
-    """The WhisperConfig (as a dict) of the encoder `cfg` describes, for `frames` mel frames."""
+def encoder_arch(cfg: ModelConfig, frames: int, cache_dir: str | Path = RunConfig.cache_dir) -> dict:
+    """The WhisperConfig (as a dict) of the encoder `cfg` describes, for `frames` mel frames.
+    `cache_dir` holds faster-whisper models converted for transformers."""
     if cfg.pretrained:
         try:
-            whisper = WhisperConfig.from_pretrained(cfg.pretrained)
+            whisper = WhisperConfig.from_pretrained(resolve_pretrained(cfg.pretrained, cache_dir))
         except (OSError, ValueError) as exc:
             raise UserError(f"pretrained={cfg.pretrained!r}: cannot read its config: {exc}") from None
         arch = whisper.to_dict()
@@ -74,14 +78,16 @@ class SLUModel(nn.Module):
         return self.head(z), z
 
 
-def build_model(cfg: ModelConfig, num_classes: int, frames: int) -> SLUModel:
+def build_model(cfg: ModelConfig, num_classes: int, frames: int,
+                cache_dir: str | Path = RunConfig.cache_dir) -> SLUModel:
     """A model with pretrained encoder weights where `cfg.pretrained` is set, else random."""
-    arch = encoder_arch(cfg, frames)
+    arch = encoder_arch(cfg, frames, cache_dir)
     model = SLUModel(arch, num_classes)
     if cfg.pretrained:
         # A Whisper checkpoint holds `model.encoder.*`; the audio-classification wrapper maps those
         # keys onto its encoder (WhisperEncoder.from_pretrained would silently load nothing).
-        state = WhisperForAudioClassification.from_pretrained(cfg.pretrained).encoder.state_dict()
+        pretrained = resolve_pretrained(cfg.pretrained, cache_dir)
+        state = WhisperForAudioClassification.from_pretrained(pretrained).encoder.state_dict()
         state["embed_positions.weight"] = state["embed_positions.weight"][: arch["max_source_positions"]]
         model.encoder.load_state_dict(state)
     return model

@@ -144,8 +144,9 @@ def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
     from quads_search.core.models import SLUModel, encoder_arch
     from quads_search.quant import quantizable_weights, resolve_bits
 
+    arch = encoder_arch(base.student, round(base.dataset.seconds * 100), base.cache_dir)  # may convert: not on meta
     with torch.device("meta"):
-        model = SLUModel(encoder_arch(base.student, round(base.dataset.seconds * 100)), 2)
+        model = SLUModel(arch, 2)
     names = list(quantizable_weights(model))
     problems = []
     targets = {f"quantization.bits.{k}": k for k in base.quantization.bits if k != "default"}
