@@ -56,12 +56,15 @@ class _Stream:
         if self._file:
             self._file.close()
 
-    def readinto(self, buffer: bytearray | memoryview, what: str) -> None:
-        """Fill `buffer` exactly, crossing part boundaries; UserError if the stream ends first."""
-        if len(buffer) > self.remaining:
-            raise UserError(f"{self.label}: truncated: {what} needs {len(buffer)} bytes, "
-                            f"only {self.remaining} left")
-        view, filled = memoryview(buffer).cast("B"), 0
+    def require(self, size: int, what: str) -> None:
+        """UserError unless `size` more bytes remain (checked before allocating for them)."""
+        if size > self.remaining:
+            raise UserError(f"{self.label}: truncated: {what} needs {size} bytes, only {self.remaining} left")
+
+    def readinto(self, buffer: bytearray, what: str) -> None:
+        """Fill `buffer` exactly, crossing part boundaries."""
+        self.require(len(buffer), what)
+        view, filled = memoryview(buffer), 0
         while filled < len(view):
             if self._file is None:
                 self._file = open(self._parts.pop(0), "rb")
@@ -144,6 +147,7 @@ def _variable(stream: _Stream, index: int) -> tuple[str, torch.Tensor]:
     if size != expected:
         raise UserError(f"{stream.label}: variable {name} declares {size} bytes, but shape {shape} of "
                         f"{str(dtype)[6:]} needs {expected}")
+    stream.require(size, f"variable {name}")
     buffer = bytearray(size)
     stream.readinto(buffer, f"variable {name}")
     tensor = torch.frombuffer(buffer, dtype=dtype) if size else torch.empty(0, dtype=dtype)

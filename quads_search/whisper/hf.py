@@ -32,7 +32,7 @@ def write_hf_whisper(source: Ct2Source, out: Path) -> None:
         raise UserError(f"{model.source}: holds a {model.spec} (revision {model.revision}); "
                         f"expected a {SPEC} revision {REVISION}")
     state, arch = hf_state_dict(model.source, float_variables(model))
-    tokens = special_tokens(source.tokenizer, arch["vocab_size"])
+    tokens, languages = special_tokens(source.tokenizer, arch["vocab_size"])
     config = WhisperConfig(**arch, activation_function="gelu", scale_embedding=False, tie_word_embeddings=True,
                            bos_token_id=tokens["eot"], eos_token_id=tokens["eot"], pad_token_id=tokens["eot"],
                            decoder_start_token_id=tokens["sot"], architectures=["WhisperForConditionalGeneration"],
@@ -40,36 +40,36 @@ def write_hf_whisper(source: Ct2Source, out: Path) -> None:
     _check_loadable(model.source, config, state)
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(out)
-    generation_config(arch, tokens, ct2_config).save_pretrained(out)
+    generation_config(arch, tokens, languages, ct2_config).save_pretrained(out)
     # Saved separately (not as a WhisperProcessor) so the files are the ones every transformers version reads.
     WhisperFeatureExtractor(feature_size=arch["num_mel_bins"]).save_pretrained(out)
     WhisperTokenizerFast(tokenizer_file=str(source.tokenizer), pad_token=SPECIAL["eot"]).save_pretrained(out)
 
 
-def special_tokens(path: Path, vocab_size: int) -> dict[str, int]:
-    """Ids of Whisper's control tokens (they differ between English-only and multilingual models),
-    plus `lang:<|xx|>` for the language tokens, which sit between <|startoftranscript|> and <|translate|>."""
+def special_tokens(path: Path, vocab_size: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Ids of Whisper's control tokens by role (English-only and multilingual models number them
+    differently), and of the language tokens, which sit between <|startoftranscript|> and <|translate|>."""
     added = read_json(path).get("added_tokens")
     if not isinstance(added, list):
         raise UserError(f"{path}: no added_tokens list (not a Hugging Face tokenizer.json)")
     by_content = {t.get("content"): t.get("id") for t in added if isinstance(t, dict)}
     ids = {}
-    for key, content in SPECIAL.items():
+    for role, content in SPECIAL.items():
         token = by_content.get(content)
         if not isinstance(token, int) or not 0 <= token < vocab_size:
             raise UserError(f"{path}: token {content} is {'missing' if token is None else token}; "
                             f"a Whisper tokenizer for this {vocab_size}-token model has it")
-        ids[key] = token
-    ids.update({f"lang:{c}": i for c, i in by_content.items() if ids["sot"] < i < ids["translate"]})
-    return ids
+        ids[role] = token
+    languages = {c: i for c, i in by_content.items() if isinstance(i, int) and ids["sot"] < i < ids["translate"]}
+    return ids, languages
 
 
-def generation_config(arch: dict, tokens: dict[str, int], ct2: dict) -> GenerationConfig:
+def generation_config(arch: dict, tokens: dict[str, int], languages: dict[str, int], ct2: dict) -> GenerationConfig:
     """Decoding as OpenAI's Whisper does it; the suppressed tokens come from CTranslate2's config.json."""
     multilingual = arch["vocab_size"] >= MULTILINGUAL_VOCAB
     extra = {}
     if multilingual:
-        extra["lang_to_id"] = {k[len("lang:"):]: v for k, v in tokens.items() if k.startswith("lang:")}
+        extra["lang_to_id"] = languages
         extra["task_to_id"] = {"transcribe": tokens["transcribe"], "translate": tokens["translate"]}
         extra["task"] = "transcribe"  # OpenAI's default; without it the prompt lacks a task token
     if ct2.get("alignment_heads"):

@@ -101,7 +101,8 @@ def _attend(q, k, v, heads):
 
 def _block(v, x, name, heads, memory=None):
     """One pre-norm layer; with `memory` (the encoder output) it has cross-attention too."""
-    q, k, val = _linear(v, _norm(v, x, f"{name}/self_attention/layer_norm"), f"{name}/self_attention/linear_0").chunk(3, -1)
+    normed = _norm(v, x, f"{name}/self_attention/layer_norm")
+    q, k, val = _linear(v, normed, f"{name}/self_attention/linear_0").chunk(3, -1)
     x = x + _linear(v, _attend(q, k, val, heads), f"{name}/self_attention/linear_1")
     if memory is not None:
         q = _linear(v, _norm(v, x, f"{name}/attention/layer_norm"), f"{name}/attention/linear_0")
