@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from quads_search.errors import UserError
+from quads_search.pareto.cards import card_data, write_card
 from quads_search.pareto.front import (
     DEFAULT_OBJECTIVES,
     finished,
@@ -29,8 +30,11 @@ from quads_search.pareto.front import (
     to_costs,
     varying,
 )
+from quads_search.pareto.table import load_references, tensor_bits, with_ratios
 
-TABLE_COLUMNS = ["trial_id", "experiment", "valid_accuracy", "accuracy", "f1_macro", "size_mb", "gmacs", "bits_avg"]
+TABLE_COLUMNS = ["trial_id", "experiment", "kind", "valid_accuracy", "accuracy", "f1_macro", "size_mb", "gmacs",
+                 "bits_avg"]
+RATIO_COLUMNS = ["size_x_teacher", "size_x_student_fp32", "gmacs_x_teacher", "gmacs_x_student_fp32"]
 
 
 def add_parser(subparsers) -> None:
@@ -60,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
              "the chosen models' test accuracy is then no longer an unbiased estimate")
     trials = finished(load_trials(args.results, warn), objectives, args.results)
     rank = ranking_metric(objectives)
+    constant = [m for m, _ in objectives if (m, _) not in varying(trials, objectives)]
     objectives = varying(trials, objectives)
-    best = front(trials, objectives)
     budgets = {"max_size_mb": args.max_size_mb, "max_gmacs": args.max_gmacs, "min_accuracy": args.min_accuracy}
     chosen = (select(trials, by=rank, **budgets)
               if any(v is not None for v in budgets.values()) else None)
@@ -70,23 +74,38 @@ def run(args: argparse.Namespace) -> int:
     if args.export:
         _check_writable(args.export)
     results_dir = args.results  # load_trials has checked that it is a directory
+    references = load_references(trials, results_dir)
+    chosen = with_ratios(chosen, references) if chosen is not None else None
+    best = with_ratios(front(trials, objectives), references)
     best.to_parquet(results_dir / "pareto.parquet", index=False)
+    cards = {row["trial_id"]: write_card(card_data(row, references[row["experiment"]]), Path(row["model_path"]).parent)
+             for _, row in best.iterrows()}
     if not args.no_plots:
-        from quads_search.pareto.plots import plot_png, write_html
-
-        plot_png(trials, results_dir / "pareto.png", rank)
-        write_html(trials, results_dir / "pareto.html", rank)
+        _draw(trials, best, references, objectives, constant, rank, cards, results_dir)
     shown = chosen if chosen is not None else best
     if args.json:
         print(json.dumps(_records(shown[_columns(shown)])))
     elif args.csv:
         print(shown[_columns(shown)].to_csv(index=False), end="")
     else:
-        print(_report(trials, best, chosen, objectives, rank, results_dir, plots=not args.no_plots))
+        print(_report(trials, best, chosen, objectives, constant, rank, results_dir, plots=not args.no_plots))
     if args.export:
-        export(shown, args.export)
+        export(shown, references, args.export)
         print(f"exported {len(shown)} model(s) to {args.export}", file=sys.stderr)
     return 0
+
+
+def _draw(trials, best, references, objectives, constant, rank, cards, results_dir: Path) -> None:
+    from quads_search.pareto.plots import plot_png
+    from quads_search.pareto.report import write_html
+
+    bits = tensor_bits(best)
+    details = {row["trial_id"]: {"kind": row.get("kind"), "model card": str(cards.get(row["trial_id"], "")),
+                                 "model": row["model_path"],
+                                 **{c.removeprefix("param."): row[c] for c in trials.columns if c.startswith("param.")}}
+               for _, row in trials.iterrows()}
+    write_html(trials, best, bits, references, objectives, constant, rank, details, results_dir / "pareto.html")
+    plot_png(trials, bits, references, objectives, rank, results_dir / "pareto.png")
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -96,12 +115,13 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
-    return TABLE_COLUMNS + ["model_path"] + [c for c in frame.columns if c.startswith("param.")]
+    return TABLE_COLUMNS + RATIO_COLUMNS + ["model_path"] + [c for c in frame.columns if c.startswith("param.")]
 
 
-def _report(trials, best, chosen, objectives, rank: str, results_dir: Path, plots: bool) -> str:
+def _report(trials, best, chosen, objectives, constant, rank: str, results_dir: Path, plots: bool) -> str:
     lines = [f"{len(trials)} finished trials; {len(best)} non-dominated on "
              + ", ".join(f"{m} ({d})" for m, d in objectives), "", _table(best)]
+    lines += [f"{m} is the same for every finished trial: left out of the front" for m in constant]
     for cost in [m for m, d in objectives if d == "min"]:
         pair = [(rank, "max"), (cost, "min")]
         hv = hypervolume_2d(to_costs(trials, pair), reference_point(trials, pair))
@@ -116,9 +136,10 @@ def _report(trials, best, chosen, objectives, rank: str, results_dir: Path, plot
 
 def _table(frame: pd.DataFrame) -> str:
     params = [c for c in frame.columns if c.startswith("param.")][:6]
-    view = frame[TABLE_COLUMNS + params].copy()
-    view.columns = [{"accuracy": "test_acc (held out)", "valid_accuracy": "valid_acc"}.get(c, c.removeprefix("param."))
-                    for c in view.columns]
+    view = frame[TABLE_COLUMNS + RATIO_COLUMNS[:3] + params].copy()
+    names = {"accuracy": "test_acc (held out)", "valid_accuracy": "valid_acc", "size_x_teacher": "x<teacher",
+             "size_x_student_fp32": "x<fp32", "gmacs_x_teacher": "GMACs x<teacher"}
+    view.columns = [names.get(c, c.removeprefix("param.")) for c in view.columns]
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
@@ -131,33 +152,10 @@ def _check_writable(directory: Path) -> None:
         raise UserError(f"--export {directory}: not writable")
 
 
-def export(selected: pd.DataFrame, directory: Path) -> None:
-    """Copy each selected packed model and write its model card (markdown + JSON)."""
-    from quads_search.core.export import load_packed
-
+def export(selected: pd.DataFrame, references: dict[str, dict], directory: Path) -> None:
+    """Copy each selected packed model with its model card (markdown + JSON)."""
     for _, row in selected.iterrows():
-        source = Path(str(row["model_path"]))
-        if not source.is_file():
-            raise UserError(f"{source}: the model file of trial {row['trial_id']} is missing")
+        card = card_data(row, references[row["experiment"]])
         target = directory / str(row["trial_id"])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target / "model.safetensors")
-        _, meta = load_packed(source)
-        card = {"trial_id": row["trial_id"], "experiment": row["experiment"], "metrics": meta["metrics"],
-                "bits": meta.get("bits", {}), "config": meta["config"], "intents": meta["intents"]}
-        (target / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
-        (target / "MODEL_CARD.md").write_text(_card_markdown(card))
-
-
-def _card_markdown(card: dict) -> str:
-    m = card["metrics"]
-    bits = "\n".join(f"| {name} | {b} |" for name, b in sorted(card["bits"].items()))
-    return (f"# quads-search model {card['trial_id']} ({card['experiment']})\n\n"
-            f"Chosen on validation accuracy {m['valid_accuracy']:.4f}. Held-out test accuracy {m['accuracy']:.4f}, "
-            f"macro F1 {m['f1_macro']:.4f} (the test split never took part in choosing). "
-            f"{m['params_m']:.3f} M params, "
-            f"{m['gmacs']:.4f} GMACs, {m['size_mb']:.4f} MiB packed ({m['size_mb_nominal']:.4f} MiB nominal), "
-            f"{m['bits_avg']:.2f} bits on average.\n\n"
-            f"Load it: `from quads_search import load_packed; model, meta = load_packed('model.safetensors')`\n\n"
-            f"## Bits per weight tensor\n\n| tensor | bits |\n|---|---|\n{bits}\n\n"
-            f"## Configuration\n\n```json\n{json.dumps(card['config'], indent=2, default=str)}\n```\n")
+        write_card(card, target)
+        shutil.copy2(Path(str(row["model_path"])), target / "model.safetensors")

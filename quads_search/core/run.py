@@ -29,7 +29,7 @@ from quads_search.core.epochs import (
 )
 from quads_search.core.export import save_model
 from quads_search.core.losses import combine, cross_entropy, l1_distill
-from quads_search.core.models import SLUModel
+from quads_search.core.models import SLUModel, encoder_arch
 from quads_search.core.pretune import pretuned_model
 from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
@@ -59,14 +59,22 @@ class Prepared:
     student: SLUModel
     pretune_record: dict
     device: torch.device
-    references: dict  # fp32 teacher and pre-tuned student accuracy: what compression is measured against
+    references: dict  # the fp32 teacher and pre-tuned student: what compression is measured against
 
 
-def reference_accuracies(teacher_record: dict, student_record: dict) -> dict:
-    """The teacher's and the fp32 pre-tuned student's valid and test accuracy (test is only reported)."""
-    return {f"{role}_{split}accuracy": record[key]["accuracy"]
-            for role, record in (("teacher", teacher_record), ("student_fp32", student_record))
-            for split, key in (("", "test"), ("valid_", "valid"))}
+def references(cfg: RunConfig, teacher_record: dict, student: SLUModel, student_record: dict, frames: int) -> dict:
+    """The teacher's and the fp32 pre-tuned student's valid and test accuracy (test is only reported),
+    fp32 size (MiB), GMACs and params (M), as `teacher_*` and `student_fp32_*`."""
+    arch = encoder_arch(cfg.teacher, frames, cfg.cache_dir)  # may convert a checkpoint: not on meta
+    with torch.device("meta"):
+        teacher = SLUModel(arch, student.num_classes)
+    out = {}
+    for role, model, record in (("teacher", teacher, teacher_record), ("student_fp32", student, student_record)):
+        costs = cost_report(model, {}, frames)
+        out.update({f"{role}_accuracy": record["test"]["accuracy"], f"{role}_valid_accuracy": record["valid"]["accuracy"],
+                    f"{role}_size_mb": costs["size_mb"], f"{role}_gmacs": costs["gmacs"],
+                    f"{role}_params_m": costs["params_m"]})
+    return out
 
 
 def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
@@ -79,9 +87,9 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=cfg.training.seed,
                              batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
                              device=device, log=log)
-    references = reference_accuracies(teacher_record, student.record)
-    log("references: " + ", ".join(f"{k} {v:.4f}" for k, v in references.items()))
-    return Prepared(data, teacher_z, student.model, student.record, device, references)
+    refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
+    log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in refs.items()))
+    return Prepared(data, teacher_z, student.model, student.record, device, refs)
 
 
 class QuadsRun:

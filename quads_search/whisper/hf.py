@@ -10,8 +10,13 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                          WhisperForConditionalGeneration, WhisperTokenizerFast)
+from transformers import (
+    GenerationConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperTokenizerFast,
+)
 
 from quads_search.errors import UserError
 from quads_search.whisper.convert import hf_state_dict
