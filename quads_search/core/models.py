@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import WhisperConfig, WhisperForAudioClassification
+from transformers.utils import logging as transformers_logging
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
 
 from quads_search.config import ModelConfig, RunConfig
@@ -87,7 +88,12 @@ def build_model(cfg: ModelConfig, num_classes: int, frames: int,
         # A Whisper checkpoint holds `model.encoder.*`; the audio-classification wrapper maps those
         # keys onto its encoder (WhisperEncoder.from_pretrained would silently load nothing).
         pretrained = resolve_pretrained(cfg.pretrained, cache_dir)
-        state = WhisperForAudioClassification.from_pretrained(pretrained).encoder.state_dict()
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # the decoder and classifier keys it skips are expected
+        try:
+            state = WhisperForAudioClassification.from_pretrained(pretrained).encoder.state_dict()
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         state["embed_positions.weight"] = state["embed_positions.weight"][: arch["max_source_positions"]]
         model.encoder.load_state_dict(state)
     return model
