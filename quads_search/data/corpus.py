@@ -26,7 +26,6 @@ class Corpus:
     root: Path
     splits: dict[str, list[Clip]]
     intents: list[str]
-    index_files: list[Path]  # the CSV/JSONL files the splits came from
 
     def labels(self, split: str) -> list[int]:
         """Integer labels of a split's clips, in order."""
@@ -41,7 +40,7 @@ def make_corpus(root: Path, splits: dict[str, list[Clip]], index_files: dict[str
             raise UserError(f"{index_files[name]}: the {name} split has no clips")
     intents = sorted({clip.intent for clip in splits["train"]})
     _refuse_untrained(splits, index_files, set(intents))
-    return Corpus(root, splits, intents, [index_files[name] for name in SPLITS])
+    return Corpus(root, splits, intents)
 
 
 def _refuse_untrained(splits: dict[str, list[Clip]], index_files: dict[str, Path], trained: set[str]) -> None:
