@@ -16,16 +16,16 @@ class Clip:
     path: Path
     intent: str
     speaker: str
+    line: int  # its line in the split's index file, so errors about it can point there
 
 
 @dataclass
 class Corpus:
-    """A dataset's three splits; `intents` is the sorted label map over all splits."""
+    """A dataset's three splits; `intents` is the sorted label map, the train split's intents."""
 
     root: Path
     splits: dict[str, list[Clip]]
     intents: list[str]
-    index_files: list[Path]  # the CSV/JSONL files the splits came from
 
     def labels(self, split: str) -> list[int]:
         """Integer labels of a split's clips, in order."""
@@ -34,12 +34,40 @@ class Corpus:
 
 
 def make_corpus(root: Path, splits: dict[str, list[Clip]], index_files: dict[str, Path]) -> Corpus:
-    """Check every split holds clips and derive the label map."""
+    """Check every split holds clips and every intent has train clips; derive the label map."""
     for name in SPLITS:
         if not splits[name]:
             raise UserError(f"{index_files[name]}: the {name} split has no clips")
-    intents = sorted({clip.intent for clips in splits.values() for clip in clips})
-    return Corpus(root, splits, intents, [index_files[name] for name in SPLITS])
+    intents = sorted({clip.intent for clip in splits["train"]})
+    _refuse_untrained(splits, index_files, set(intents))
+    return Corpus(root, splits, intents)
+
+
+def _refuse_untrained(splits: dict[str, list[Clip]], index_files: dict[str, Path], trained: set[str]) -> None:
+    """Refuse intents no train clip carries: each would be a class no model can learn.
+
+    Left in, they would widen the head and lower every accuracy without a word; the message
+    gives each such intent's split, clip count and first line, so the user can fix the data.
+    """
+    found = [(split, intent, clips) for split in SPLITS if split != "train"
+             for intent, clips in sorted(_by_intent(splits[split], trained).items())]
+    if not found:
+        return
+    listed = ", ".join(f"{intent!r} ({len(clips)} {split} clip(s), first at {index_files[split].name}:"
+                       f"{clips[0].line})" for split, intent, clips in found)
+    split, _, clips = found[0]
+    count = len({intent for _, intent, _ in found})
+    raise UserError(f"{index_files[split]}:{clips[0].line}: {count} intent(s) have no train clip, so no model "
+                    f"can learn them: {listed}; move such clips into train or drop them")
+
+
+def _by_intent(clips: list[Clip], known: set[str]) -> dict[str, list[Clip]]:
+    """The clips whose intent is not in `known`, grouped by intent, in file order."""
+    grouped: dict[str, list[Clip]] = {}
+    for clip in clips:
+        if clip.intent not in known:
+            grouped.setdefault(clip.intent, []).append(clip)
+    return grouped
 
 
 def require_root(root: Path) -> Path:

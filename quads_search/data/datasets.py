@@ -21,7 +21,7 @@ def cap_train(corpus: Corpus, max_clips: int | None) -> Corpus:
         return corpus
     keep = np.sort(np.random.default_rng(CAP_SEED).permutation(len(train))[:max_clips])
     splits = {**corpus.splits, "train": [train[i] for i in keep]}
-    return Corpus(corpus.root, splits, corpus.intents, corpus.index_files)
+    return Corpus(corpus.root, splits, corpus.intents)
 
 
 def read_corpus(cfg: DatasetConfig, cache_dir: Path) -> Corpus:

@@ -1,20 +1,24 @@
-"""The feature cache: contents, atomic publishing, hits that never touch audio, unreadable clips."""
+"""The feature cache: contents, atomic publishing, hits that decode no audio, changed audio, unreadable clips."""
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import warnings
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 from quads_search.config import DatasetConfig
-from quads_search.data import load_features, read_fsc
+from quads_search.data import feature_cache, load_features, read_fsc
 from quads_search.errors import UserError
 
+from .conftest import tone
 
-def test_features_are_cached_and_a_hit_reads_no_audio(fsc_root: Path, tmp_path: Path) -> None:
+
+def test_features_are_cached_and_a_hit_decodes_no_audio(fsc_root: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = DatasetConfig(kind="fsc", root=str(fsc_root), seconds=1.0)
     cache = tmp_path / "cache"
     first = load_features(cfg, cache, progress=False)
@@ -24,7 +28,7 @@ def test_features_are_cached_and_a_hit_reads_no_audio(fsc_root: Path, tmp_path: 
     directory = cache / "features" / first.key
     assert json.loads((directory / "intents.json").read_text()) == first.intents
     assert [p.name for p in (cache / "features").iterdir() if p.suffix != ".lock"] == [first.key]  # no staging left
-    shutil.rmtree(fsc_root / "wavs")
+    monkeypatch.setattr(feature_cache, "load_audio", lambda path: pytest.fail(f"a cache hit decoded {path}"))
     second = load_features(cfg, cache, progress=False)
     assert second.key == first.key and torch.equal(second.test.features, first.test.features)
 
@@ -36,6 +40,22 @@ def test_key_follows_settings_and_clip_list(fsc_root: Path, tmp_path: Path) -> N
                         DatasetConfig(kind="fsc", root=str(fsc_root), seconds=1.0, max_train_clips=4))}
     assert len(keys) == 3
     assert load_features(base, tmp_path, progress=False).train.features.shape[0] == 16
+
+
+def test_a_replaced_clip_changes_the_key_and_its_features(fsc_root: Path, tmp_path: Path) -> None:
+    cfg = DatasetConfig(kind="fsc", root=str(fsc_root), seconds=1.0)
+    clip = fsc_root / "wavs/speakers/spkA/0-0.wav"  # train clip 0
+    before = load_features(cfg, tmp_path, progress=False)
+    sf.write(clip, tone(0.9, freq=1200), 16000, subtype="PCM_16")
+    after = load_features(cfg, tmp_path, progress=False)
+    assert after.key != before.key
+    assert not torch.equal(after.train.features[0], before.train.features[0])
+    assert torch.equal(after.train.features[1:], before.train.features[1:])
+    sf.write(clip, tone(0.9, freq=700), 16000, subtype="PCM_16")  # the same size: only the mtime tells
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10 ** 9))
+    again = load_features(cfg, tmp_path, progress=False)
+    assert again.key not in (before.key, after.key)
+    assert not torch.equal(again.train.features[0], after.train.features[0])
 
 
 def test_unreadable_clip_raises_or_is_skipped_with_a_count(fsc_root: Path, tmp_path: Path) -> None:
