@@ -31,19 +31,26 @@ def prepared(smoke_config):
     return prepare(smoke_config.run_config(), log=lambda m: None)
 
 
-def run_cli(*args, timeout=600):
+def run_cli(*args, timeout=600, env: dict | None = None):
     import subprocess
     import sys
 
     return subprocess.run([sys.executable, "-m", "quads_search.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=None if env is None else {**os.environ, **env})
 
 
 @pytest.fixture(scope="session")
-def smoke_sweep(smoke_cache, tmp_path_factory) -> Path:
+def smoke_home(tmp_path_factory) -> Path:
+    """A fresh HOME for the shared smoke sweep: the Ray token it creates there is that sweep's own."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(smoke_cache, smoke_home, tmp_path_factory) -> Path:
     """One real smoke sweep (local Ray, Optuna), shared by the sweep and Pareto tests."""
     results = tmp_path_factory.mktemp("results")
-    out = run_cli("run", SPACE, "--smoke", "--results-dir", results, "--set", f"cache_dir={smoke_cache}")
+    out = run_cli("run", SPACE, "--smoke", "--results-dir", results, "--set", f"cache_dir={smoke_cache}",
+                  env={"HOME": str(smoke_home)})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (results / "run-output.txt").write_text(out.stdout + out.stderr)
     return results

@@ -1,7 +1,6 @@
 """The CLI contract: six subcommands, one-line user errors with exit code 2, no Ray for bad YAML."""
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -14,32 +13,31 @@ def cli(*args, cwd=None):
                           cwd=cwd, timeout=120)
 
 
-def test_help_lists_the_six_subcommands():
+COMMANDS = ("run", "train", "pareto", "profile", "data", "evaluate", "whisper")
+
+
+def test_help_lists_every_subcommand():
     out = cli("--help")
     assert out.returncode == 0
-    for command in ("run", "train", "pareto", "profile", "data", "evaluate"):
+    for command in COMMANDS:
         assert command in out.stdout
-    for command in ("run", "train", "pareto", "profile", "data", "evaluate"):
         assert cli(command, "--help").returncode == 0
 
 
-def test_bad_yaml_exits_2_fast_with_all_errors_and_never_starts_ray(tmp_path):
+def test_bad_yaml_exits_2_with_all_errors_and_never_starts_ray(tmp_path):
     raw = yaml.safe_load(SPACE.read_text())
     raw["student"]["wings"] = 2                    # unknown key
     raw["search"]["num_samples"] = "many"          # wrong type
     raw["quantization"]["bits"] = {"default": 4, "conv1": 3, "head": 12}  # 12 is out of range
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
-    start = time.perf_counter()
     out = cli("run", str(path), "--results-dir", str(tmp_path / "results"), cwd=tmp_path)
-    elapsed = time.perf_counter() - start
     assert out.returncode == 2, out.stderr
     assert "student.wings" in out.stderr and "search.num_samples" in out.stderr
     assert "quantization.bits.head" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr and "Ray" not in out.stdout + out.stderr
     assert not (tmp_path / "results").exists()
-    assert elapsed < 30
 
 
 def test_missing_file_and_bad_argument_exit_2(tmp_path):
@@ -49,13 +47,37 @@ def test_missing_file_and_bad_argument_exit_2(tmp_path):
     assert cli("run").returncode == 2
 
 
-def test_resume_with_a_different_config_is_refused(tmp_path):
+def interrupted_sweep(tmp_path, *overrides: str) -> Path:
+    """An experiment directory as an interrupted sweep leaves it (its config saved with `overrides`)."""
+    from quads_search.config import load_sweep_config, to_dict
+
     experiment = tmp_path / "mixed_precision"
     experiment.mkdir()
     (experiment / "experiment_state-2026.json").write_text("{}")
-    from quads_search.config import load_sweep_config, to_dict
-
-    saved = to_dict(load_sweep_config(SPACE, ["training.gamma=0.9"]))
+    saved = to_dict(load_sweep_config(SPACE, list(overrides)))
     (experiment / "config.yaml").write_text(yaml.safe_dump(saved))
+    return experiment
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    interrupted_sweep(tmp_path, "training.gamma=0.9")
     out = cli("run", str(SPACE), "--resume", "--results-dir", str(tmp_path))
     assert out.returncode == 2 and "differs" in out.stderr and "training" in out.stderr
+
+
+def test_resume_with_a_changed_space_is_refused(tmp_path):
+    interrupted_sweep(tmp_path)
+    out = cli("run", str(SPACE), "--resume", "--results-dir", str(tmp_path),
+              "--set", "space.training.gamma={uniform: [0.2, 0.8]}")
+    assert out.returncode == 2 and "differs" in out.stderr and "space" in out.stderr
+
+
+def test_resume_where_nothing_was_run_is_refused(tmp_path):
+    out = cli("run", str(SPACE), "--resume", "--results-dir", str(tmp_path))
+    assert out.returncode == 2 and "holds no sweep to resume" in out.stderr
+
+
+def test_resume_without_the_saved_config_is_refused(tmp_path):
+    (interrupted_sweep(tmp_path) / "config.yaml").unlink()
+    out = cli("run", str(SPACE), "--resume", "--results-dir", str(tmp_path))
+    assert out.returncode == 2 and "config.yaml is missing" in out.stderr

@@ -1,10 +1,10 @@
 """pyproject.toml admits only dependency versions the suite was run on."""
 from __future__ import annotations
 
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 

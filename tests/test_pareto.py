@@ -1,5 +1,6 @@
 """Pareto analysis: plain functions on arrays, then the CLI on a real smoke sweep."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,8 @@ def test_pareto_cli_reports_exactly_the_non_dominated_finished_trials(smoke_swee
     png, html = smoke_sweep / "pareto.png", smoke_sweep / "pareto.html"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     page = html.read_text()
-    assert all(trial_id in page for trial_id in expected) and "<svg" not in page.split("<script>")[0]
+    rows = set(re.findall(r'<tr class="front-row" data-trial="([^"]+)"', page))
+    assert rows == expected  # the table holds exactly the front (the browser test checks the rendering)
     csv = run_cli("pareto", smoke_sweep, "--csv", "--no-plots")
     assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == len(expected) + 1
 
@@ -100,7 +102,9 @@ def test_truncated_parquet_falls_back_to_ray_tune_results_and_is_left_untouched(
     out = run_cli("pareto", copy, "--json", "--no-plots")
     assert out.returncode == 0, out.stderr
     assert "trials.parquet is unreadable" in out.stderr and "Ray Tune's per-trial results" in out.stderr
-    assert len(json.loads(out.stdout)) >= 1
+    fallback = {r["trial_id"]: r["valid_accuracy"] for r in json.loads(out.stdout)}
+    intact = run_cli("pareto", smoke_sweep, "--json", "--no-plots")
+    assert fallback == {r["trial_id"]: r["valid_accuracy"] for r in json.loads(intact.stdout)}
     assert parquet.read_bytes() == damaged
 
 

@@ -20,7 +20,9 @@ SHORT = "training.schedule=[{stage: distill, epochs: 1}, {stage: quantize, epoch
 
 
 def sweep_args(results, cache, *extra):
-    return ["run", SPACE, "--smoke", "--results-dir", results, "--set", f"cache_dir={cache}", "--set", SHORT, *extra]
+    """A smoke sweep of short trials and no reference trials (the sampler alone decides the params)."""
+    return ["run", SPACE, "--smoke", "--results-dir", results, "--set", f"cache_dir={cache}", "--set", SHORT,
+            "--set", "search.references=[]", *extra]
 
 
 @pytest.mark.slow
@@ -29,11 +31,12 @@ def test_soak_failing_trials_are_recorded_told_to_optuna_and_the_sweep_goes_on(s
     space = "space={training.schedule.0.lr: {choice: [0.0003, 1.0e+30]}, training.gamma: {uniform: [0, 1]}}"
     out = run_cli(*sweep_args(tmp_path, smoke_cache, "--num-samples", 10, "--set", space,
                               "--set", "search.sampler=random", "--set", "search.seed=3"))
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials = pd.read_parquet(tmp_path / "mixed_precision" / "trials.parquet")
     assert len(trials) == 10 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"finished", "failed"}
     failed = trials[trials["status"] == "failed"]
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]  # some failed: the finished are kept
+    assert f"{len(failed)} of 10 trials did not finish: {len(failed)} x NonFiniteLoss" in out.stderr
     assert failed["error"].str.contains("NonFiniteLoss").all() and (failed["param.training.schedule.0.lr"] > 1).all()
     assert failed["accuracy"].isna().all()
     storage = optuna.storages.JournalStorage(
@@ -47,22 +50,45 @@ def test_soak_failing_trials_are_recorded_told_to_optuna_and_the_sweep_goes_on(s
 
 @pytest.mark.slow
 def test_running_out_of_memory_fails_that_trial_only(smoke_cache, smoke_sweep, tmp_path):
-    # A 2e9-wide feed-forward layer asks the allocator for ~1 TB: a real out-of-memory error.
+    # A 2^40-wide feed-forward layer asks the allocator for 2^48 bytes, more than a 64-bit process can
+    # address: the allocation fails at once under any overcommit setting (1 TB could be granted, then killed).
+    huge = 2 ** 40
     out = run_cli(*sweep_args(tmp_path, smoke_cache, "--num-samples", 2, "--set",
-                              "space={student.ffn: {choice: [256, 2000000000]}}", "--set", "search.sampler=random",
+                              f"space={{student.ffn: {{choice: [256, {huge}]}}}}", "--set", "search.sampler=random",
                               "--set", "search.seed=0"))  # seed 0 draws both
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     trials = pd.read_parquet(tmp_path / "mixed_precision" / "trials.parquet").set_index("param.student.ffn")
     assert trials.loc[256, "status"] == "finished"
-    assert trials.loc[2000000000, "status"] == "failed"
-    assert "allocate" in trials.loc[2000000000, "error"]
+    assert trials.loc[huge, "status"] == "failed"
+    assert "allocate" in trials.loc[huge, "error"]
+
+
+@pytest.mark.slow
+def test_a_sweep_where_no_trial_finishes_exits_1_with_the_causes(smoke_cache, smoke_sweep, tmp_path):
+    out = run_cli(*sweep_args(tmp_path, smoke_cache, "--num-samples", 2, "--set",
+                              "space={training.schedule.0.lr: {choice: [1.0e+30, 1.0e+31]}}"))
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "2 of 2 trials did not finish: 2 x NonFiniteLoss; no trial finished" in out.stderr
+    assert "interrupted" not in out.stdout + out.stderr
+
+
+def test_training_faults_are_told_apart_from_bugs():
+    # A fault of the configuration being trained fails the trial; anything else is a bug, recorded as an error.
+    from quads_search.core.epochs import NonFiniteLoss
+    from quads_search.errors import UserError
+    from quads_search.sweep.trainable import is_training_fault
+
+    assert is_training_fault(UserError("quantization.bits: 'x' matches no weight tensor"))
+    assert is_training_fault(NonFiniteLoss("nan")) and is_training_fault(RuntimeError("can't allocate memory"))
+    assert not is_training_fault(TypeError("unsupported operand")) and not is_training_fault(KeyError("x"))
 
 
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_from_its_last_stage_checkpoint(smoke_cache, smoke_sweep, tmp_path):
     longer = "training.schedule=[{stage: distill, epochs: 1}, {stage: distill, epochs: 2}, {stage: quantize, epochs: 2}]"
     driver = subprocess.Popen([sys.executable, "-m", "quads_search.cli", *map(str, sweep_args(
-        tmp_path, smoke_cache, "--num-samples", 1, "--set", longer, "--set", "search.max_retries=1"))],
+        tmp_path, smoke_cache, "--num-samples", 1, "--set", longer, "--set", "search.max_retries=1",
+        "--set", "search.checkpoint_every_s=0"))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     experiment = tmp_path / "mixed_precision"
     pid = _wait_for(lambda: _first_checkpointed_pid(experiment), driver, 300)
@@ -148,8 +174,8 @@ def test_a_dashboard_bound_beyond_loopback_is_warned_about():
 
 
 @pytest.mark.slow
-def test_the_auth_token_is_neither_printed_nor_written_into_results(smoke_sweep):
-    token_file = Path.home() / ".ray" / "auth_token"
+def test_the_auth_token_is_neither_printed_nor_written_into_results(smoke_sweep, smoke_home):
+    token_file = smoke_home / ".ray" / "auth_token"  # the sweep ran with this fresh HOME: its own token
     assert token_file.is_file(), "a local Ray with token authentication writes its token here"
     token = token_file.read_text().strip()
     assert len(token) >= 16

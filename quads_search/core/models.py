@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import WhisperConfig, WhisperForAudioClassification
-from transformers.utils import logging as transformers_logging
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
+from transformers.utils import logging as transformers_logging
 
 from quads_search.config import ModelConfig, RunConfig
 from quads_search.data.features import N_MELS
