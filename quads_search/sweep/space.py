@@ -22,7 +22,9 @@ from quads_search.config import (
     set_dotted,
     to_dict,
 )
+from quads_search.core.schedule import resolve_schedule
 from quads_search.errors import ConfigError, UserError
+from quads_search.quant.bits import VALID_BITS
 from quads_search.results import KIND_KEY
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
@@ -74,17 +76,23 @@ def reference_trials(config: SweepConfig) -> list[Enqueued]:
     schedule and loss weights). A reference the space cannot express is marked so that the
     searcher does not teach its sampler with it.
     """
-    base, out = to_dict(config.run_config()), []
+    out = []
     for bits in config.search.references:
-        params, expressible = {}, True
-        for name, param in config.space.items():
-            wanted = bits if name.startswith("bits.") else _lookup(base, config_key(name))
-            dist = _distribution(param)
-            inside = wanted is not None and _contains(dist, wanted)
-            params[name] = wanted if inside else extreme_values(param)[0]
-            expressible &= inside
+        params, expressible = space_values(config, {n: bits for n in config.space if n.startswith("bits.")})
         out.append(Enqueued(params, {"kind": "reference", REFERENCE_BITS_KEY: bits, "expressible": expressible}))
     return out
+
+
+def space_values(config: SweepConfig, wanted: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Every searched parameter at `wanted[name]`, else at the base config's value, and whether all
+    of them lie in the space (one that does not takes its first choice or low end instead)."""
+    base, params, inside_all = to_dict(config.run_config()), {}, True
+    for name, param in config.space.items():
+        value = wanted[name] if name in wanted else _lookup(base, config_key(name))
+        inside = value is not None and _contains(_distribution(param), value)
+        params[name] = value if inside else extreme_values(param)[0]
+        inside_all &= inside
+    return params, inside_all
 
 
 def _lookup(raw: dict, dotted: str) -> Any:
@@ -136,7 +144,46 @@ def check_space(config: SweepConfig) -> list[str]:
         # With a searched student shape a tensor may exist in some shapes only; a trial whose
         # shape an override misses then fails with that override named.
         problems += _check_bit_targets(base, [n for n in config.space if n.startswith("bits.")])
+    return problems + search_problems(config)
+
+
+# -- search.warm_start and search.early_stop against the space and the base schedule (#19) ------
+def bit_widths(name: str, param: ParamSpace) -> tuple[int, ...]:
+    """Every width a `bits.*` parameter may take (a choice, or each integer of an int range)."""
+    if param.choice is not None:
+        widths = tuple(param.choice)
+    elif param.int is not None:
+        widths = tuple(range(param.int[0], param.int[1] + 1))
+    else:
+        raise UserError(f"space.{name}: bit widths must be a choice or an int range")
+    bad = [w for w in widths if w not in VALID_BITS]
+    if bad:
+        raise UserError(f"space.{name}: {bad} are no bit widths; valid: {list(VALID_BITS)}")
+    return widths
+
+
+def allocation_problems(config: SweepConfig) -> list[str]:
+    """What keeps the space from a bit allocation: no `bits.*` parameter, or one that is no set of widths."""
+    names = [n for n in config.space if n.startswith("bits.")]
+    problems = [] if names else ["space: has no bits.* parameter, so there are no bit widths to allocate"]
+    for name in names:
+        try:
+            bit_widths(name, config.space[name])
+        except UserError as exc:
+            problems.append(str(exc))
     return problems
+
+
+def search_problems(config: SweepConfig) -> list[str]:
+    """A warm start needs widths to allocate; an early stop, a stage before the base schedule's last."""
+    problems = allocation_problems(config) if config.search.warm_start == "sensitivity" else []
+    stop = config.search.early_stop
+    stages = len(resolve_schedule(config.training)) if stop is not None else 0
+    if stop is not None and stop.after_stage >= stages:
+        problems.append(f"search.early_stop.after_stage: must be below the base schedule's {stages} stages "
+                        f"(a trial past its last stage is finished, not stopped), got {stop.after_stage}")
+    return problems
+# -- end #19 ---------------------------------------------------------------------------------
 
 
 def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
