@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from quads_search.errors import ConfigError
 from quads_search.quant.size import MIB
-from quads_search.sweep.space import allocation_problems, load_sweep
+from quads_search.sweep.search_checks import allocation_problems
+from quads_search.sweep.space import load_sweep
 
 if TYPE_CHECKING:
     from quads_search.core.allocation import Allocation

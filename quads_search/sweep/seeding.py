@@ -20,7 +20,8 @@ from quads_search.core.run import Prepared
 from quads_search.core.sensitivity import Sensitivity, sensitivity
 from quads_search.log import Log
 from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes
-from quads_search.sweep.space import Enqueued, apply_params, bit_widths, space_values
+from quads_search.sweep.search_checks import bit_widths
+from quads_search.sweep.space import Enqueued, apply_params, space_values
 
 SEEDED = "seeded"
 
