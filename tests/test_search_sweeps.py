@@ -1,6 +1,7 @@
 """Sensitivity, warm start and early stopping for real (#19): the command on the pre-tuned smoke
 student, and tiny local Ray sweeps that seed allocations and stop a hopeless trial."""
 import dataclasses
+import itertools
 import json
 
 import optuna
@@ -37,7 +38,7 @@ def test_the_sensitivity_command_reports_groups_allocations_and_a_plot_and_cache
     assert [g["name"] for g in report["groups"]] == [n for n in smoke_config.space if n.startswith("bits.")]
     for group in report["groups"]:
         omega = [group["omega"][str(b)] for b in sorted(map(int, group["omega"]))]
-        assert all(a > b for a, b in zip(omega, omega[1:])), group  # fewer bits, more damage
+        assert all(a > b for a, b in itertools.pairwise(omega)), group  # fewer bits, more damage
     assert len(report["allocations"]) == 3
     base = smoke_config.run_config()
     for item in report["allocations"]:

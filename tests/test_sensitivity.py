@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from quads_search.config import ModelConfig
 from quads_search.core.allocation import Option, exact, frontier, greedy, greedy_gap, spread_budgets
 from quads_search.core.hutchinson import hessian_traces
 from quads_search.core.models import SLUModel, encoder_arch
@@ -45,8 +44,8 @@ def exact_traces(loss, w1, w2, batches):
     """Trace of each diagonal Hessian block, averaged over batches, from the full Hessian by autograd."""
     out = {"w1": 0.0, "w2": 0.0}
     for index in batches:
-        h1 = torch.autograd.functional.hessian(lambda a: loss(a, w2.detach(), index), w1.detach())
-        h2 = torch.autograd.functional.hessian(lambda b: loss(w1.detach(), b, index), w2.detach())
+        h1 = torch.autograd.functional.hessian(lambda a, i=index: loss(a, w2.detach(), i), w1.detach())
+        h2 = torch.autograd.functional.hessian(lambda b, i=index: loss(w1.detach(), b, i), w2.detach())
         out["w1"] += float(h1.reshape(w1.numel(), -1).trace()) / len(batches)
         out["w2"] += float(h2.reshape(w2.numel(), -1).trace()) / len(batches)
     return out
@@ -65,8 +64,10 @@ def test_hutchinson_matches_the_exact_hessian_trace_of_each_tensor():
 
 def test_hutchinson_is_seeded_and_leaves_no_gradients_behind():
     loss, w1, w2, batches = tiny_problem()
-    run = lambda: hessian_traces(lambda i: loss(w1, w2, i), batches, {"w1": w1, "w2": w2}, probes=3,  # noqa: E731
-                                 generator=torch.Generator().manual_seed(7))
+    def run():
+        return hessian_traces(lambda i: loss(w1, w2, i), batches, {"w1": w1, "w2": w2}, probes=3,
+                              generator=torch.Generator().manual_seed(7))
+
     assert run() == run()
     assert w1.grad is None and w2.grad is None
 
@@ -91,7 +92,7 @@ def test_quantization_error_is_zero_at_32_bits_and_where_the_grid_holds_every_va
     assert quantization_error(w, 32, q) == 0.0
     for config in (q, affine):
         errors = [quantization_error(w, b, config) for b in (1, 2, 4, 8, 16)]
-        assert all(a > b > 0 for a, b in zip(errors, errors[1:])), errors
+        assert all(a > b > 0 for a, b in itertools.pairwise(errors)), errors
 
 
 # -- groups and sizes ----------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def test_the_frontier_is_non_dominated_and_smallest_first():
     groups = random_groups(random.Random(4), 4)
     front = frontier(groups)
     assert [a.size for a in front] == sorted(a.size for a in front)
-    assert all(later.cost < earlier.cost for earlier, later in zip(front, front[1:]))
+    assert all(later.cost < earlier.cost for earlier, later in itertools.pairwise(front))
     assert front[0].size == sum(min(o.size for o in opts) for opts in groups.values())
 
 

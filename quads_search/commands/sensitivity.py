@@ -80,27 +80,33 @@ def summary(plan: Plan) -> dict:
 
 
 def table(report: dict) -> str:
-    s = report["settings"]
-    widths = sorted({int(b) for g in report["groups"] for b in g["omega"]})
-    lines = [f"sensitivity of {len(report['groups'])} bit groups of the pre-tuned student ({s['method']} quantizer; "
-             f"Hutchinson: {s['probes']} probes x {s['batches']} training batches of {s['batch_size']}, seed "
-             f"{s['seed']}; computed in {report['seconds']:.1f} s, cached in {report['cache']})",
+    return "\n".join([*_group_lines(report), "", *_allocation_lines(report), f"plot: {report['plot']}"])
+
+
+def _group_lines(report: dict) -> list[str]:
+    s, widths = report["settings"], sorted({int(b) for g in report["groups"] for b in g["omega"]})
+    lines = [(f"sensitivity of {len(report['groups'])} bit groups of the pre-tuned student ({s['method']} quantizer; "
+              f"Hutchinson: {s['probes']} probes x {s['batches']} training batches of {s['batch_size']}, seed "
+              f"{s['seed']}; computed in {report['seconds']:.1f} s, cached in {report['cache']})"),
              f"{'#':>2} {'group':34s} {'params':>8s} {'Tr(H)/n':>10s}  " + " ".join(f"{f'Ω@{b}':>9s}" for b in widths)]
     for i, g in enumerate(report["groups"], 1):
         omega = " ".join(f"{g['omega'][b]:9.2e}" if b in g["omega"] else f"{'-':>9s}" for b in widths)
         lines.append(f"{i:2d} {g['name']:34s} {g['params']:8d} {g['trace_per_param']:10.3e}  {omega}")
     if report["flat_tensors"]:
         lines.append(f"no positive curvature measured (Ω counted as 0): {', '.join(report['flat_tensors'])}")
-    lines += ["", f"least-Ω allocations under {len(report['allocations'])} size budgets (exact: multiple-choice "
-              f"knapsack; greedy: lowest Ω added per byte saved); bits per group #",
-              f"{'budget MiB':>10s} {'size MiB':>9s} {'Ω exact':>9s} {'Ω greedy':>9s} {'gap':>6s}  "
-              + " ".join(f"{f'#{i}':>3s}" for i in range(1, len(report["groups"]) + 1))]
+    return lines
+
+
+def _allocation_lines(report: dict) -> list[str]:
+    numbers = " ".join(f"{f'#{i}':>3s}" for i in range(1, len(report["groups"]) + 1))
+    lines = [(f"least-Ω allocations under {len(report['allocations'])} size budgets (exact: multiple-choice "
+              f"knapsack; greedy: lowest Ω added per byte saved); bits per group #"),
+             f"{'budget MiB':>10s} {'size MiB':>9s} {'Ω exact':>9s} {'Ω greedy':>9s} {'gap':>6s}  {numbers}"]
     for a in report["allocations"]:
         bits = " ".join(f"{a['exact']['bits'][g['name']]:3d}" for g in report["groups"])
         lines.append(f"{a['budget_mb']:10.4f} {a['exact']['size_mb']:9.4f} {a['exact']['omega']:9.2e} "
                      f"{a['greedy']['omega']:9.2e} {a['greedy_gap']:6.1%}  {bits}")
-    lines.append(f"plot: {report['plot']}")
-    return "\n".join(lines)
+    return lines
 
 
 def plot(plan: Plan, path: Path) -> None:

@@ -8,8 +8,9 @@ v_W · (Hv)_W estimates Tr(H_WW) alone. HAWQ-V2 ranks layers by this trace.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
