@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "data": "quads_search.commands.data",
     "evaluate": "quads_search.commands.evaluate",
     "whisper": "quads_search.commands.whisper",
+    "sensitivity": "quads_search.commands.sensitivity",
 }
 
 

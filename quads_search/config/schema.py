@@ -217,6 +217,27 @@ class QuantizationConfig:
 
 
 @dataclass(frozen=True)
+class EarlyStopConfig:
+    """Stop a trial after stage `after_stage` when, of at least `grace` trials that already reported
+    that stage, one is no larger (size within 1 %) and at least `margin` more accurate on validation."""
+
+    after_stage: int
+    margin: float
+    grace: int
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [] if self.after_stage >= 1 else [("after_stage", f"must be >= 1, got {self.after_stage}")]
+        if not 0 <= self.margin <= 1:
+            out.append(("margin", f"must be a validation-accuracy difference in [0, 1], got {self.margin}"))
+        if self.grace < 1:
+            out.append(("grace", f"must be >= 1, got {self.grace}"))
+        return out
+
+
+EARLY_STOP_OBJECTIVES = {"valid_accuracy": "max", "size_mb": "min"}  # what the early-stop rule compares
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """How Optuna (through Ray Tune) explores `space`."""
 
@@ -232,6 +253,9 @@ class SearchConfig:
     max_retries: int = 1  # infrastructure failures (a worker dies), per Ray Tune's FailureConfig
     references: list[int] = field(default_factory=lambda: [32, 8, 4, 2])  # uniform-bit anchor trials, run first
     checkpoint_every_s: float = 60.0  # a stage-end checkpoint only after this long (0: after every stage)
+    warm_start: Literal["none", "sensitivity"] = "none"  # sensitivity: seeded bit allocations after the references
+    seeds: int = 4  # size budgets (seeded trials) of warm_start: sensitivity
+    early_stop: EarlyStopConfig | None = None  # null: every trial runs to its end
 
     def problems(self) -> list[tuple[str, str]]:
         out = [(f"objectives.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
@@ -259,6 +283,17 @@ class SearchConfig:
             out.append(("checkpoint_every_s", f"must be >= 0, got {self.checkpoint_every_s}"))
         if self.constraints and self.sampler == "random":
             out.append(("constraints", "need sampler tpe or nsga2 (the random sampler ignores constraints)"))
+        return out + self._warm_start_and_early_stop_problems()
+
+    def _warm_start_and_early_stop_problems(self) -> list[tuple[str, str]]:
+        out = [] if self.seeds >= 1 else [("seeds", f"must be >= 1, got {self.seeds}")]
+        enqueued = len(self.references) + self.seeds
+        if self.warm_start == "sensitivity" and enqueued > self.num_samples:
+            out.append(("seeds", f"{len(self.references)} reference and {self.seeds} seeded trials do not fit in "
+                                 f"num_samples={self.num_samples}"))
+        if self.early_stop is not None and self.objectives != EARLY_STOP_OBJECTIVES:
+            out.append(("early_stop", f"compares validation accuracy among trials no larger in size_mb, so it needs "
+                                      f"objectives {EARLY_STOP_OBJECTIVES}, got {self.objectives}"))
         return out
 
 

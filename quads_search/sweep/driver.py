@@ -22,8 +22,10 @@ from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
 from quads_search.results import REFERENCES_FILE, TrialTable
 from quads_search.sweep.progress import TrialRecorder, reconcile, summary
+from quads_search.sweep.scheduler import EarlyStopScheduler
 from quads_search.sweep.searcher import make_searcher
-from quads_search.sweep.space import reference_trials
+from quads_search.sweep.seeding import warm_start_trials
+from quads_search.sweep.space import Enqueued, reference_trials
 from quads_search.sweep.trainable import quads_trial
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -76,11 +78,12 @@ class SweepOutcome:
     experiment_dir: Path
     finished: int
     failures: dict[str, int]  # error type -> trials that ended with it (failed or error)
+    stopped: int = 0  # stopped early by search.early_stop: by design, no failure
 
     def failure_summary(self) -> str:
         causes = ", ".join(f"{n} x {cause}" for cause, n in sorted(self.failures.items(), key=lambda kv: -kv[1]))
-        return f"{sum(self.failures.values())} of {self.finished + sum(self.failures.values())} trials did not " \
-               f"finish: {causes}"
+        total = self.finished + self.stopped + sum(self.failures.values())
+        return f"{sum(self.failures.values())} of {total} trials did not finish: {causes}"
 
 
 def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = None, resume: bool = False,
@@ -95,7 +98,10 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     from quads_search.core.run import prepare
 
     log("preparing shared data and pre-tuned models (cached after the first run)")
-    write_json(experiment_dir / REFERENCES_FILE, prepare(config.run_config(), log).references)
+    prepared = prepare(config.run_config(), log)
+    write_json(experiment_dir / REFERENCES_FILE, prepared.references)
+    seeded = [] if resume else warm_start_trials(config, prepared, log)  # search.warm_start (#19)
+    scheduler = EarlyStopScheduler(config.search.early_stop) if config.search.early_stop else None  # (#19)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state on disk within a second
     # Stage reports carry no objectives; the final one always does, and QuadsOptunaSearch fails
     # (rather than silently drops) any trial whose final report lacks one.
@@ -104,8 +110,9 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     start_ray(address, log, dashboard_host)
     try:
         table = TrialTable(experiment_dir)
-        recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log)
-        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume)
+        recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log,
+                                 stop_reasons=scheduler.reasons if scheduler else None)
+        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume, seeded, scheduler)
         grid, interrupted = _fit(tuner)
         reconcile(grid, table, config.name)
     finally:
@@ -120,8 +127,9 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
                            f"an interrupt; see {experiment_dir} (continue with --resume)")
     summary(table, experiment_dir, log)
     failures = collections.Counter(str(r.get("error") or r["status"]).split(":")[0] for r in rows
-                                   if r["status"] != "finished")
-    return SweepOutcome(experiment_dir, len(rows) - sum(failures.values()), dict(failures))
+                                   if r["status"] not in ("finished", "stopped"))
+    stopped = sum(1 for r in rows if r["status"] == "stopped")
+    return SweepOutcome(experiment_dir, len(rows) - sum(failures.values()) - stopped, dict(failures), stopped)
 
 
 def _fit(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
@@ -144,7 +152,8 @@ def _fit(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool) -> tune.Tuner:
+def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool,
+           seeded: list[Enqueued], scheduler: EarlyStopScheduler | None) -> tune.Tuner:
     fn = trainable(config, experiment_dir)
     if resume:
         return tune.Tuner.restore(str(experiment_dir), fn, resume_unfinished=True, resume_errored=False)
@@ -152,8 +161,9 @@ def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorde
         name=config.name, storage_path=str(results_dir), callbacks=[recorder], verbose=0,
         failure_config=tune.FailureConfig(max_failures=config.search.max_retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
-    searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config))
-    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples, reuse_actors=True)
+    searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config) + seeded)
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples, reuse_actors=True,
+                                  scheduler=scheduler)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 

@@ -1,7 +1,11 @@
 """Ray Tune callback that records each ended trial in trials.parquet (rows: `results.trial_row`) and shows live progress.
 
-It keeps no state of its own (counts come from Tune's trial list, bests from the table),
-so the copy Tune restores on `--resume` behaves exactly like the original.
+A trial that ended on a stage report (no final `status`) was stopped by `search.early_stop`:
+its row has status `stopped` and the scheduler's reason in `error`.
+
+It keeps no state of its own (counts come from Tune's trial list, bests from the table, stop
+reasons from the early-stop scheduler), so the copy Tune restores on `--resume` behaves
+exactly like the original.
 """
 from __future__ import annotations
 
@@ -11,19 +15,26 @@ from typing import Callable
 from ray import tune
 
 from quads_search.results import TrialTable, trial_row
+from quads_search.sweep.stopping import was_stopped
 
 
 class TrialRecorder(tune.Callback):
     def __init__(self, table: TrialTable, experiment: str, objectives: dict[str, str], num_samples: int,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, stop_reasons: dict[str, str] | None = None):
         self.table, self.experiment, self.objectives = table, experiment, objectives
         self.num_samples, self.log = num_samples, log
+        self.stop_reasons = {} if stop_reasons is None else stop_reasons  # the early-stop scheduler's, shared
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.log(f"trial {trial.trial_id} started {self._params(trial.config)}  {self._counts(trials)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        row = trial_row(trial.trial_id, self.experiment, trial.config, trial.last_result or {})
+        result = trial.last_result or {}
+        if was_stopped(result):  # ended on a stage report: search.early_stop stopped it
+            reason = self.stop_reasons.get(trial.trial_id, f"stopped after stage {result['stage']}")
+            row = trial_row(trial.trial_id, self.experiment, trial.config, result, status="stopped", error=reason)
+        else:
+            row = trial_row(trial.trial_id, self.experiment, trial.config, result)
         self.table.record(row)
         outcome = (f"valid acc {row['valid_accuracy']:.3f} (test {row['accuracy']:.3f}) size {row['size_mb']:.4f} MiB "
                    f"at {row['bits_avg']:.2f} bits" if row["status"] == "finished"
@@ -41,9 +52,11 @@ class TrialRecorder(tune.Callback):
     def _counts(self, trials) -> str:
         rows = {r["trial_id"]: r["status"] for r in self.table.rows()}
         finished = sum(1 for s in rows.values() if s == "finished")
-        failed = len(rows) - finished
+        stopped = sum(1 for s in rows.values() if s == "stopped")
+        failed = len(rows) - finished - stopped
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in rows)
-        return f"[{finished} finished, {failed} failed, {running} running of {self.num_samples}]"
+        early = f"{stopped} stopped early, " if stopped else ""
+        return f"[{finished} finished, {early}{failed} failed, {running} running of {self.num_samples}]"
 
     def _bests(self) -> str:
         rows = [r for r in self.table.rows() if r["status"] == "finished"]
@@ -81,6 +94,8 @@ def reconcile(grid, table: TrialTable, experiment: str) -> None:
 def summary(table: TrialTable, experiment_dir: Path, log: Callable[[str], None] = print) -> None:
     rows = table.rows()
     finished = [r for r in rows if r["status"] == "finished"]
-    log(f"done: {len(finished)} finished, {len(rows) - len(finished)} failed; "
+    stopped = [r for r in rows if r["status"] == "stopped"]
+    early = f"{len(stopped)} stopped early (search.early_stop), " if stopped else ""
+    log(f"done: {len(finished)} finished, {early}{len(rows) - len(finished) - len(stopped)} failed; "
         f"results in {experiment_dir / 'trials.parquet'}")
     log(f"next: quads-search pareto {experiment_dir.parent}")

@@ -5,7 +5,8 @@ An enqueued trial carries its kind (`reference`, `seeded`) in its Optuna user at
 `suggest` hands it to the trial as `KIND_KEY`, beside a uniform bit width for references
 (`REFERENCE_BITS_KEY`). A reference whose configuration the space cannot express (the fp32
 student, when 32 bits is no choice) is told to Optuna as failed, so its sampler never
-models parameters that were not what ran.
+models parameters that were not what ran. A trial stopped early (`search.early_stop`) is told
+to Optuna as PRUNED.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 from quads_search.config import SweepConfig
 from quads_search.results import KIND_KEY
 from quads_search.sweep.space import REFERENCE_BITS_KEY, Enqueued, distributions, make_sampler
+from quads_search.sweep.stopping import was_stopped
 
 
 class QuadsOptunaSearch(OptunaSearch):
@@ -38,6 +40,12 @@ class QuadsOptunaSearch(OptunaSearch):
         return params
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if not error and was_stopped(result):
+            # Stopped after a stage by search.early_stop: PRUNED, so the sampler neither learns
+            # made-up objective values nor takes the trial for a failed configuration.
+            self._ot_trials[trial_id].set_user_attr("stopped_after_stage", result["stage"])
+            super().on_trial_complete(trial_id, None, error=False)
+            return
         values = [(result or {}).get(m) for m in self.metric]
         complete = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
         ot_trial = self._ot_trials.get(trial_id)

@@ -24,6 +24,7 @@ from quads_search.config import (
 )
 from quads_search.errors import ConfigError, UserError
 from quads_search.results import KIND_KEY
+from quads_search.sweep.search_checks import search_problems
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
 REFERENCE_BITS_KEY = "reference_bits"  # a reference trial's uniform bit width, beside its sampled params
@@ -74,17 +75,23 @@ def reference_trials(config: SweepConfig) -> list[Enqueued]:
     schedule and loss weights). A reference the space cannot express is marked so that the
     searcher does not teach its sampler with it.
     """
-    base, out = to_dict(config.run_config()), []
+    out = []
     for bits in config.search.references:
-        params, expressible = {}, True
-        for name, param in config.space.items():
-            wanted = bits if name.startswith("bits.") else _lookup(base, config_key(name))
-            dist = _distribution(param)
-            inside = wanted is not None and _contains(dist, wanted)
-            params[name] = wanted if inside else extreme_values(param)[0]
-            expressible &= inside
+        params, expressible = space_values(config, {n: bits for n in config.space if n.startswith("bits.")})
         out.append(Enqueued(params, {"kind": "reference", REFERENCE_BITS_KEY: bits, "expressible": expressible}))
     return out
+
+
+def space_values(config: SweepConfig, wanted: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Every searched parameter at `wanted[name]`, else at the base config's value, and whether all
+    of them lie in the space (one that does not takes its first choice or low end instead)."""
+    base, params, inside_all = to_dict(config.run_config()), {}, True
+    for name, param in config.space.items():
+        value = wanted[name] if name in wanted else _lookup(base, config_key(name))
+        inside = value is not None and _contains(_distribution(param), value)
+        params[name] = value if inside else extreme_values(param)[0]
+        inside_all &= inside
+    return params, inside_all
 
 
 def _lookup(raw: dict, dotted: str) -> Any:
@@ -136,7 +143,9 @@ def check_space(config: SweepConfig) -> list[str]:
         # With a searched student shape a tensor may exist in some shapes only; a trial whose
         # shape an override misses then fails with that override named.
         problems += _check_bit_targets(base, [n for n in config.space if n.startswith("bits.")])
-    return problems
+    return problems + search_problems(config)  # search.warm_start, search.early_stop (#19)
+
+
 
 
 def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:

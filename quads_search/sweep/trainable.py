@@ -28,10 +28,12 @@ from ray import tune
 
 from quads_search.config import RunConfig, run_config_from_dict
 from quads_search.core.epochs import NonFiniteLoss
+from quads_search.core.planned import planned_size_mb
 from quads_search.core.run import Prepared, prepare, prepare_key, run_quads, timed
 from quads_search.errors import UserError
 from quads_search.metrics import METRIC_NAMES
 from quads_search.sweep.space import apply_params
+from quads_search.sweep.stopping import PLANNED_SIZE_KEY
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).
 FINAL_KEYS = (*METRIC_NAMES, "model_path", "reducer")
@@ -83,9 +85,11 @@ def _train(params: dict, base: dict, trial_dir: Path, log, checkpoint_every_s: f
     with timed(timings, "shared_data"):
         prepared = _shared(config, log)
     last_checkpoint = [time.perf_counter()]
+    planned = planned_size_mb(config, len(prepared.data.intents))  # for search.early_stop, once per trial
 
     def on_stage_end(record: dict, save) -> None:
-        progress = {"stage": record["stage"], "stage_valid_accuracy": record["valid_accuracy"]}
+        progress = {"stage": record["stage"], "stage_valid_accuracy": record["valid_accuracy"],
+                    PLANNED_SIZE_KEY: planned}
         if time.perf_counter() - last_checkpoint[0] < checkpoint_every_s:
             tune.report(progress)
             return

@@ -1,0 +1,130 @@
+"""Sensitivity-budgeted bit allocations, and the `seeded` trials that start a sweep with them.
+
+The space's `bits.*` parameters are the groups: `bits.<key>` sets the tensors whose width
+that key decides in a trial (the last matching entry of `quantization.bits` wins, as
+`resolve_bits` applies them; `bits.default` owns the tensors no other entry names). For
+`search.seeds` size budgets spread over the space's range, the allocation of least total
+sensitivity (`core.sensitivity`, summed over each group's tensors) is found exactly
+(`core.allocation`), and the greedy one beside it. Ray-free: the driver, the
+`sensitivity` command and the benches share it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from quads_search.config import SweepConfig
+from quads_search.core.allocation import Allocation, Option, exact, greedy, greedy_gap, spread_budgets
+from quads_search.core.run import Prepared
+from quads_search.core.sensitivity import Sensitivity, sensitivity
+from quads_search.log import Log
+from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes
+from quads_search.sweep.search_checks import bit_widths
+from quads_search.sweep.space import Enqueued, apply_params, space_values
+
+SEEDED = "seeded"
+
+
+@dataclass(frozen=True)
+class BitGroup:
+    """A searched `bits.*` parameter: the widths it may take and the tensors (full names) it sets."""
+
+    name: str
+    widths: tuple[int, ...]
+    tensors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Budgeted:
+    """The exact and the greedy allocation under one budget (total bytes, fixed tensors included)."""
+
+    budget: int
+    exact: Allocation
+    greedy: Allocation
+
+    @property
+    def gap(self) -> float:
+        return greedy_gap(self.exact.cost, self.greedy.cost)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sensitivities, groups, their options (bytes and Ω per width), the fixed bytes and the budgeted allocations."""
+
+    sensitivity: Sensitivity
+    groups: list[BitGroup]
+    options: dict[str, list[Option]]
+    fixed: int
+    budgets: list[Budgeted]
+
+
+def bit_groups(config: SweepConfig, model: nn.Module) -> tuple[list[BitGroup], dict[str, int]]:
+    """The groups of `model`'s quantizable tensors, and the widths of those no group sets.
+
+    The space must pass `allocation_problems` (at least one `bits.*` parameter, all widths valid).
+    """
+    searched = {n: bit_widths(n, p) for n, p in config.space.items() if n.startswith("bits.")}
+    probe = apply_params(config.run_config(), {n: w[0] for n, w in searched.items()}).quantization.bits
+    names = list(quantizable_weights(model))
+    owner = dict.fromkeys(names, "default")
+    for key in (k for k in probe if k != "default"):  # in the order resolve_bits applies them
+        owner.update({n: key for n, b in resolve_bits(names, 32, {key: 4}).items() if b == 4})
+    widths = resolve_bits(names, probe["default"], {k: v for k, v in probe.items() if k != "default"})
+    groups = [BitGroup(name, w, tuple(n for n in names if owner[n] == name[len("bits."):]))
+              for name, w in searched.items()]
+    grouped = {t for g in groups for t in g.tensors}
+    return groups, {n: b for n, b in widths.items() if n not in grouped}
+
+
+def fixed_bytes(model: nn.Module, fixed_bits: dict[str, int], grouped: set[str], method: str) -> int:
+    """Stored bytes of every trainable parameter outside the groups, as `size_report` counts them."""
+    return sum(stored_bytes(p.numel(), fixed_bits.get(n, 32), method)
+               for n, p in model.named_parameters() if p.requires_grad and n not in grouped)
+
+
+def group_options(groups: list[BitGroup], sens: Sensitivity, method: str) -> dict[str, list[Option]]:
+    """Per group and width: stored bytes and Ω summed over the group's tensors."""
+    return {g.name: [Option(b, sum(stored_bytes(sens.tensors[t].params, b, method) for t in g.tensors),
+                            sum(sens.tensors[t].omega(b) for t in g.tensors)) for b in g.widths]
+            for g in groups}
+
+
+def make_plan(config: SweepConfig, prepared: Prepared, count: int, log: Log = print) -> Plan:
+    """Sensitivity (cached), groups and the allocations under `count` budgets."""
+    sens = sensitivity(config.run_config(), prepared, log)
+    method = config.quantization.method
+    groups, fixed_bits = bit_groups(config, prepared.student)
+    options = group_options(groups, sens, method)
+    fixed = fixed_bytes(prepared.student, fixed_bits, {t for g in groups for t in g.tensors}, method)
+    budgets = []
+    for budget in spread_budgets(options, fixed, count):
+        best, quick = exact(options, budget - fixed), greedy(options, budget - fixed)
+        if best is None or quick is None:  # budgets lie inside the range: both always fit
+            raise RuntimeError(f"no allocation fits {budget} bytes, inside the range spread_budgets chose")
+        budgets.append(Budgeted(budget, best, quick))
+    return Plan(sens, groups, options, fixed, budgets)
+
+
+def seeded_trials(config: SweepConfig, plan: Plan) -> list[Enqueued]:
+    """One trial per distinct exact allocation, every other searched parameter at its base value."""
+    out, seen = [], []
+    for item in plan.budgets:
+        if item.exact.bits not in seen:
+            seen.append(item.exact.bits)
+            params, _ = space_values(config, item.exact.bits)
+            out.append(Enqueued(params, {"kind": SEEDED}))
+    return out
+
+
+def warm_start_trials(config: SweepConfig, prepared: Prepared, log: Log = print) -> list[Enqueued]:
+    """The trials `search.warm_start` enqueues after the references (none unless it is `sensitivity`)."""
+    if config.search.warm_start != "sensitivity":
+        return []
+    plan = make_plan(config, prepared, config.search.seeds, log)
+    trials = seeded_trials(config, plan)
+    repeats = len(plan.budgets) - len(trials)
+    log(f"warm start: {len(trials)} sensitivity-budgeted allocations enqueued after the references"
+        + (f" ({repeats} budgets repeated an allocation)" if repeats else "")
+        + f"; sensitivity in {plan.sensitivity.directory}")
+    return trials
