@@ -132,3 +132,11 @@ def test_authors_preset_clusters_exactly_once(smoke_config):
     assert [r["kind"] for r in run.history] == ["quantize", "distill", "quantize", "distill", "quantize"]
     assert len(fitted) == 1
     assert all(torch.equal(fitted[0][n], g.labels) for n, g in run.quantizer.grids.items())
+
+
+def test_a_checkpoint_refuses_a_model_in_quantized_training(smoke_config, tmp_path):
+    run = _run(smoke_config.run_config(), {"quantization.method": "affine"})
+    run.quantizer.fit()
+    run.quantizer.begin()
+    with pytest.raises(RuntimeError, match="are parametrized"):
+        run.save(tmp_path / "ckpt")

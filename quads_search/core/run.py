@@ -40,6 +40,7 @@ from quads_search.core.teacher import WidthReducer, teacher_embeddings
 from quads_search.data import FeatureData, load_features
 from quads_search.log import Log
 from quads_search.quant import Quantizer
+from quads_search.quant.latent import parametrized_names
 
 StageCallback = Callable[[dict, Callable[[Path], None]], None]
 
@@ -159,8 +160,10 @@ class QuadsRun:
     # -- checkpoints ---------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         """Write the state after the stages done so far (safetensors + JSON, no pickle)."""
-        if self.quantizer.attached:
-            raise RuntimeError("a checkpoint holds plain weights only: call it between stages")
+        left = parametrized_names(self.model)
+        if left:
+            raise RuntimeError(f"a checkpoint holds plain weights only, but {left[:3]} are parametrized: "
+                               "save between stages")
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"reducer.{k}": v for k, v in self.reducer.state_dict().items()})

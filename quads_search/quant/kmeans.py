@@ -188,7 +188,7 @@ class CodebookQuantizer(Quantizer):
             return
         reassign = self.update == "ste" and self.steps % self.recluster_every == 0
         for name, grid in self.grids.items():
-            weight = latent.original(self.model, name) if self.update == "ste" else self._plain(name)
+            weight = self._free(name)
             if reassign:
                 grid.reassign(weight)
             grid.update(weight)

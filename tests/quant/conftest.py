@@ -71,7 +71,7 @@ def mode(request) -> dict:
 
 def _train(model: nn.Module, quantizer, features: torch.Tensor, steps: int = 3, lr: float = 0.05) -> None:
     """Real SGD steps on a cross-entropy against fixed labels, `quantizer.step()` after each."""
-    labels = torch.arange(features.shape[0]) % 31
+    labels = torch.arange(features.shape[0], device=features.device) % 31
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)  # built after begin()
     for _ in range(steps):
         loss = nn.functional.cross_entropy(model(features), labels) + 0.1 * quantizer.centroid_loss()

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from quads_search.config import QuantizationConfig
+from quads_search.core.export import read_packed, save_packed
 from quads_search.core.quantizer import make_quantizer
 from quads_search.quant import AffineQuantizer, CodebookQuantizer, quantizable_weights
 from quads_search.quant.latent import parametrized_names
@@ -126,3 +127,18 @@ def test_make_quantizer_follows_config(student):
 def test_config_problems_name_key_and_value():
     problems = QuantizationConfig(recluster_every=0, kmeans_iters=0).problems()
     assert ("recluster_every", "must be >= 1, got 0") in problems and ("kmeans_iters", "must be >= 1, got 0") in problems
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_mode_trains_on_cuda_and_exports_bit_exactly(make_student, mode, features, train, tmp_path):
+    model = make_student().cuda()
+    q = make(model, mode, default=2, conv1=16)
+    q.fit()
+    q.begin()
+    assert all(t.is_cuda for grid in q.grids.values() for t in grid.state_dict().values())
+    train(model, q, features.cuda())
+    assert q.distinct_ok()
+    q.end()
+    save_packed(model, q, tmp_path / "m.safetensors", {})  # compares the CPU dequantization with the GPU weights
+    state, _ = read_packed(tmp_path / "m.safetensors")
+    assert all(torch.equal(state[n], p.detach().cpu()) for n, p in model.named_parameters() if n in state)
