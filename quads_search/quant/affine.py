@@ -131,10 +131,12 @@ class AffineQuantizer(Quantizer):
     def _after_step(self) -> None:
         if self.scale_mode != "learned" or not self.grids:
             return
-        smallest = torch.stack([grid.scale.detach().min() for grid in self.grids.values()]).min()
-        if smallest <= 0:
-            raise FloatingPointError(f"a learned affine scale reached {smallest.item():.3g} (must stay > 0): "
-                                     "lower the stage's learning rate")
+        scales = torch.cat([grid.scale.detach() for grid in self.grids.values()])
+        smallest = int(scales.argmin())
+        if scales[smallest] <= 0:
+            name = list(self.grids)[smallest]
+            raise FloatingPointError(f"the learned affine scale of {name} reached {scales[smallest].item():.3g} "
+                                     "(it must stay > 0): lower the quantize stage's lr")
 
     def _free(self, name: str) -> Tensor | None:
         return latent.original(self.model, name)

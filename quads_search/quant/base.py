@@ -161,7 +161,7 @@ class Quantizer(ABC):
 
     def weight(self, name: str) -> Tensor:
         """The value the forward pass uses for `name` (quantized during quantized training)."""
-        return latent.weight(self.model, name).detach()
+        return latent.weight(self.model, name)
 
     def distinct_violations(self) -> dict[str, int]:
         """Quantized tensors holding more than 2^b distinct values, with their count."""

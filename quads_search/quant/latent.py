@@ -63,8 +63,8 @@ def parametrized_names(model: nn.Module) -> list[str]:
             if parametrize.is_parametrized(module) for attr in module.parametrizations]
 
 
-@torch.no_grad()
 def weight(model: nn.Module, name: str) -> Tensor:
-    """The weight the forward pass uses (quantized while parametrized), without gradient."""
+    """The weight the forward pass uses (quantized while parametrized), detached."""
     module, attr = owner(model, name)
-    return getattr(module, attr)
+    with torch.no_grad():
+        return getattr(module, attr).detach()

@@ -126,7 +126,8 @@ def test_make_quantizer_follows_config(student):
 
 def test_config_problems_name_key_and_value():
     problems = QuantizationConfig(recluster_every=0, kmeans_iters=0).problems()
-    assert ("recluster_every", "must be >= 1, got 0") in problems and ("kmeans_iters", "must be >= 1, got 0") in problems
+    assert ("recluster_every", "must be >= 1, got 0") in problems
+    assert ("kmeans_iters", "must be >= 1, got 0") in problems
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
