@@ -6,8 +6,9 @@ ffn 1536, plus Linear(384, 31)), at 2, 4 and 8 bits, it measures side by side, i
   gather: one pass W.copy_(cb[labels]) per tensor (advanced indexing);
   gather_rows: the same pass as step() does it (torch.gather on a rows view): its floor;
   step:   CodebookQuantizer.step() (scatter-mean of the drifted weights, then the gather);
-  loop:   per tensor, per cluster k: mask = labels == k; W[mask] = W[mask].mean();
-and one AffineQuantizer.step(). Prints one JSON object (medians in ms, speedups).
+  loop:   per tensor, per cluster k: mask = labels == k; W[mask] = W[mask].mean().
+(The affine quantizer has no per-step work since it trains latent weights.) Prints one JSON
+object (medians in ms, speedups).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from torch import nn
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from quads_search.quant import AffineQuantizer, CodebookQuantizer, quantizable_weights
+from quads_search.quant import CodebookQuantizer, quantizable_weights
 
 BITS = (2, 4, 8)
 
@@ -44,22 +45,22 @@ def time_ms(fn: Callable[[], None]) -> float:
 
 @torch.no_grad()
 def gather_pass(q: CodebookQuantizer) -> None:
-    for name, weight in q.low.items():
-        weight.view_as(q.labels[name]).copy_(q.codebooks[name][q.labels[name]])
+    for name, grid in q.grids.items():
+        q.weight(name).view_as(grid.labels).copy_(grid.codebook[grid.labels])
 
 
 @torch.no_grad()
 def gather_rows(q: CodebookQuantizer) -> None:
-    for name, weight in q.low.items():
-        labels = q.labels[name]
-        torch.gather(q.codebooks[name].expand(labels.shape[0], -1), 1, labels, out=weight.view_as(labels))
+    for name, grid in q.grids.items():
+        labels = grid.labels
+        torch.gather(grid.codebook.expand(labels.shape[0], -1), 1, labels, out=q.weight(name).view_as(labels))
 
 
 @torch.no_grad()
 def cluster_loop(q: CodebookQuantizer) -> None:
     """The authors' scheme, reimplemented from its description: one masked mean per cluster."""
-    for name, weight in q.low.items():
-        flat, labels = weight.view(-1), q.labels[name].view(-1)
+    for name, grid in q.grids.items():
+        flat, labels = q.weight(name).view(-1), grid.labels.view(-1)
         for k in range(2 ** q.bits[name]):
             mask = labels == k
             flat[mask] = flat[mask].mean()  # an empty cluster assigns nothing
@@ -68,29 +69,28 @@ def cluster_loop(q: CodebookQuantizer) -> None:
 @torch.no_grad()
 def loop_matches_step(q: CodebookQuantizer) -> float:
     """Max |difference| between loop and step() on the same drifted weights."""
-    for weight in q.low.values():
-        weight.add_(torch.randn_like(weight) * 1e-3)
-    drifted = {n: w.clone() for n, w in q.low.items()}
+    for name in q.low:
+        q.weight(name).add_(torch.randn_like(q.weight(name)) * 1e-3)
+    drifted = {n: q.weight(n).clone() for n in q.low}
     cluster_loop(q)
-    by_loop = {n: w.clone() for n, w in q.low.items()}
-    for name, weight in q.low.items():
-        weight.copy_(drifted[name])
+    by_loop = {n: q.weight(n).clone() for n in q.low}
+    for name in q.low:
+        q.weight(name).copy_(drifted[name])
     q.step()
-    return max(float((by_loop[n] - w).abs().max()) for n, w in q.low.items())
+    return max(float((by_loop[n] - q.weight(n)).abs().max()) for n in q.low)
 
 
 def bench_bits(model: nn.Module, bits: int, repeats: int) -> dict[str, float]:
     """Medians for one bit width; `model` keeps its float weights (work happens on copies)."""
-    model, twin = copy.deepcopy(model), copy.deepcopy(model)
+    model = copy.deepcopy(model)
     start = time.perf_counter()
-    q = CodebookQuantizer(model, dict.fromkeys(quantizable_weights(model), bits))
-    q.attach()
+    q = CodebookQuantizer(model, dict.fromkeys(quantizable_weights(model), bits))  # update "mean"
+    q.fit()
+    q.begin()
     attach_s = time.perf_counter() - start
-    affine = AffineQuantizer(twin, dict.fromkeys(quantizable_weights(twin), bits))
-    affine.attach()
     fns = {"gather": lambda: gather_pass(q), "gather_rows": lambda: gather_rows(q), "step": q.step,
-           "loop": lambda: cluster_loop(q), "affine_step": affine.step}
-    for key in ("gather", "gather_rows", "step", "affine_step"):  # warm-up; the loop is slow enough
+           "loop": lambda: cluster_loop(q)}
+    for key in ("gather", "gather_rows", "step"):  # warm-up; the loop is slow enough
         fns[key]()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):

@@ -14,12 +14,31 @@ def test_authors_schedule_and_loss_are_expressible_as_configuration():
     distill_epochs = [i + 1 for i, kind in enumerate(kinds) if kind == "distill"]
     assert distill_epochs == [1, 2, 3, 7, 8, 9, 10, 11, 12]
     assert kinds[-1] == "quantize"
-    distill = stages[0]
+    distill = stages[1]
     assert (distill.optimizer, distill.lr, distill.head_lr) == ("adam", 1e-5, 1e-3)
     assert distill.loss == LossWeights(l1=1e-6, ce=1.0, centroid=0.0)
-    quantize = stages[1]
+    quantize = stages[2]
     assert (quantize.optimizer, quantize.lr, quantize.momentum, quantize.cosine) == ("sgd", 0.01, 0.9, True)
     assert quantize.loss == LossWeights(l1=0.0, ce=1.0, centroid=0.0)
+
+
+def test_authors_cluster_once_before_epoch_one_and_authors_recluster_at_every_quantize_stage():
+    once = resolve_schedule(TrainingConfig(schedule="authors"))
+    assert [(s.stage, s.epochs, s.cluster) for s in once if s.stage == "quantize"] == \
+        [("quantize", 0, True), ("quantize", 3, False), ("quantize", 8, False)]
+    assert once[0].stage == "quantize"  # the snapped pre-tuned student is what distillation starts from
+    again = resolve_schedule(TrainingConfig(schedule="authors_recluster"))
+    assert [s.cluster for s in again if s.stage == "quantize"] == [True, True]
+    assert [(s.stage, s.epochs) for s in again] == [(s.stage, s.epochs) for s in once[1:]]
+
+
+def test_cluster_is_checked_against_the_stage_kind_and_the_first_quantized_stage():
+    assert ("cluster", "applies to quantize and joint stages only, not to a distill stage") in \
+        StageConfig("distill", 1, cluster=True).problems()
+    first_keeps = TrainingConfig(schedule=[StageConfig("distill", 1), StageConfig("joint", 1, cluster=False)])
+    assert [key for key, _ in first_keeps.problems()] == ["schedule.1.cluster"]
+    later_keeps = TrainingConfig(schedule=[StageConfig("quantize", 1), StageConfig("quantize", 1, cluster=False)])
+    assert later_keeps.problems() == []
 
 
 @pytest.mark.parametrize("alpha, gamma", [(0.3, 0.6), (0.0, 1.0), (1.0, 0.0)])

@@ -1,4 +1,5 @@
 """The QUADS core end to end on the synthetic corpus: real audio, real training, tiny models."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,7 +8,9 @@ import pytest
 import torch
 
 from quads_search import load_packed
+from quads_search.core.epochs import steps_per_epoch
 from quads_search.core.run import QuadsRun, prepare, run_quads
+from quads_search.core.schedule import SCHEDULE_PRESETS
 from quads_search.sweep.space import apply_params
 
 pytestmark = pytest.mark.slow
@@ -63,3 +66,78 @@ def test_joint_stage_pulls_weights_to_the_codebook_and_ends_snapped(smoke_config
     assert record["quantized"] and run.quantizer.distinct_ok()
     assert run.quantizer.centroid_loss().item() == 0.0  # snapped at the stage end
 
+
+
+def _run(base, params) -> QuadsRun:
+    config = apply_params(base, params)
+    return QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
+
+
+def test_affine_two_bit_qat_changes_many_levels_and_beats_ptq(smoke_config):
+    # γ = 1: no L_centroid, whose pull towards the grid would hold the latent weights on their levels
+    base = {"bits.default": 2, "quantization.method": "affine", "training.gamma": 1.0}
+    stage = {"stage": "quantize", "optimizer": "adamw", "lr": 1e-3, "head_lr": 1e-3}
+    ptq = _run(smoke_config.run_config(), {**base, "training.schedule": [{**stage, "epochs": 0}]})
+    qat = _run(smoke_config.run_config(), {**base, "training.schedule": [{**stage, "epochs": 2}]})
+    for run in (ptq, qat):
+        run.run_stages()
+
+    def codes(run):
+        return torch.cat([g.codes(run.quantizer.weight(n)).flatten() for n, g in sorted(run.quantizer.grids.items())])
+
+    assert all(torch.equal(ptq.quantizer.grids[n].scale, g.scale) for n, g in qat.quantizer.grids.items())
+    changed = int((codes(qat) != codes(ptq)).sum())
+    assert changed > 0.05 * codes(ptq).numel(), changed  # in-place rounding changed 29 of 127,936 in 30 steps
+    assert qat.history[-1]["valid_accuracy"] > ptq.history[-1]["valid_accuracy"] + 0.03, (ptq.history, qat.history)
+
+
+@pytest.mark.parametrize("update, gamma_acts", [("mean", False), ("ste", True)])
+def test_gamma_acts_through_l_centroid_only_where_latent_weights_leave_the_grid(smoke_config, update, gamma_acts):
+    # α = 0: γ can act only through L_centroid (L = L_GT + (1 − γ)·L_centroid)
+    final, seen = {}, {}
+    for gamma in (0.25, 0.75):
+        run = _run(smoke_config.run_config(), {
+            "bits.default": 2, "quantization.kmeans_update": update, "training.alpha": 0.0, "training.gamma": gamma,
+            "training.schedule": [{"stage": "quantize", "epochs": 1}]})
+        centroid_loss, seen[gamma] = run.quantizer.centroid_loss, []
+
+        def recorded(centroid_loss=centroid_loss, values=seen[gamma]):
+            loss = centroid_loss()
+            values.append(loss.item())
+            return loss
+
+        run.quantizer.centroid_loss = recorded
+        run.run_stages()
+        final[gamma] = run.model.state_dict()
+    if gamma_acts:
+        steps = steps_per_epoch(len(run.prepared.data.train), run.cfg.training.batch_size)
+        assert min(seen[0.25]) > 0 and len(seen[0.25]) == steps
+    else:
+        assert max(seen[0.25]) == 0.0  # snapped after every step: L_centroid and its gradient vanish
+    differ = [n for n, w in final[0.25].items() if not torch.equal(w, final[0.75][n])]
+    assert bool(differ) == gamma_acts, differ[:3]
+
+
+def test_authors_preset_clusters_exactly_once(smoke_config):
+    authors = SCHEDULE_PRESETS["authors"]()  # its stages and cluster flags, one epoch at most each
+    stages = [dataclasses.asdict(dataclasses.replace(s, epochs=min(s.epochs, 1))) for s in authors]
+    run = _run(smoke_config.run_config(), {"bits.default": 2, "training.loss": "authors", "training.schedule": stages})
+    fit, fitted = run.quantizer.fit, []
+
+    def recorded():
+        fit()
+        fitted.append({n: g.labels.clone() for n, g in run.quantizer.grids.items()})
+
+    run.quantizer.fit = recorded
+    run.run_stages()
+    assert [r["kind"] for r in run.history] == ["quantize", "distill", "quantize", "distill", "quantize"]
+    assert len(fitted) == 1
+    assert all(torch.equal(fitted[0][n], g.labels) for n, g in run.quantizer.grids.items())
+
+
+def test_a_checkpoint_refuses_a_model_in_quantized_training(smoke_config, tmp_path):
+    run = _run(smoke_config.run_config(), {"quantization.method": "affine"})
+    run.quantizer.fit()
+    run.quantizer.begin()
+    with pytest.raises(RuntimeError, match="are parametrized"):
+        run.save(tmp_path / "ckpt")

@@ -18,7 +18,7 @@ from quads_search.quant.bits import VALID_BITS
 
 StageKind = Literal["pretune", "distill", "quantize", "joint"]
 # Named schedules; `core.schedule.SCHEDULE_PRESETS` defines each (and checks it defines exactly these).
-SchedulePreset = Literal["quads", "authors", "sequential", "ptq", "joint"]
+SchedulePreset = Literal["quads", "authors", "authors_recluster", "sequential", "ptq", "joint"]
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,15 @@ class StageConfig:
     momentum: float | None = None
     cosine: bool | None = None  # cosine annealing over the stage
     loss: LossWeights | None = None  # None: derived from training.loss, alpha and gamma
+    cluster: bool | None = None  # quantize/joint: re-fit the grids at the start; None: quantization.clustering
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
         low = 0 if self.stage == "quantize" else 1  # quantize for 0 epochs = post-training quantization
         if self.epochs < low:
             out.append(("epochs", f"must be >= {low} for a {self.stage} stage, got {self.epochs}"))
+        if self.cluster is not None and self.stage not in ("quantize", "joint"):
+            out.append(("cluster", f"applies to quantize and joint stages only, not to a {self.stage} stage"))
         for name in ("lr", "head_lr"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -183,6 +186,11 @@ class TrainingConfig:
                if not 0 <= getattr(self, k) <= 1]
         if isinstance(self.schedule, list) and not self.schedule:
             out.append(("schedule", "must hold at least one stage"))
+        if isinstance(self.schedule, list):
+            first = next((i for i, s in enumerate(self.schedule) if s.stage in ("quantize", "joint")), None)
+            if first is not None and self.schedule[first].cluster is False:
+                out.append((f"schedule.{first}.cluster", "is false on the first quantize/joint stage, "
+                            "but there is no grid yet to keep"))
         for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 out.append((name, f"must be >= 1, got {getattr(self, name)}"))
@@ -196,7 +204,11 @@ class QuantizationConfig:
     method: Literal["kmeans", "affine"] = "kmeans"
     bits: dict[str, int] = field(default_factory=lambda: {"default": 4})
     calibration: Literal["minmax", "mse"] = "mse"  # affine only
+    affine_scale: Literal["calibrated", "learned"] = "calibrated"  # affine only; learned: LSQ
     kmeans_iters: int = 15
+    kmeans_update: Literal["mean", "gradient", "ste"] = "mean"  # kmeans only; see quant.kmeans
+    recluster_every: int = 1  # kmeans_update ste only: re-assign labels every N optimizer steps
+    clustering: Literal["once", "every_stage"] = "every_stage"  # when quantize/joint stages re-fit the grids
     activation_bits: int = 32  # activations stay float; used only for GBitOPs
 
     def problems(self) -> list[tuple[str, str]]:
@@ -211,8 +223,9 @@ class QuantizationConfig:
                     out.append((f"bits.{name}", f"is not a valid regex: {exc}"))
         if self.activation_bits not in VALID_BITS:
             out.append(("activation_bits", f"must be one of {list(VALID_BITS)}, got {self.activation_bits}"))
-        if self.kmeans_iters < 1:
-            out.append(("kmeans_iters", f"must be >= 1, got {self.kmeans_iters}"))
+        for name in ("kmeans_iters", "recluster_every"):
+            if getattr(self, name) < 1:
+                out.append((name, f"must be >= 1, got {getattr(self, name)}"))
         return out
 
 

@@ -18,5 +18,6 @@ def make_quantizer(model: nn.Module, config: QuantizationConfig) -> Quantizer:
     overrides = {k: v for k, v in config.bits.items() if k != "default"}
     bits = resolve_bits(quantizable_weights(model), config.bits["default"], overrides)
     if config.method == "kmeans":
-        return CodebookQuantizer(model, bits, iters=config.kmeans_iters)
-    return AffineQuantizer(model, bits, calibration=config.calibration)
+        return CodebookQuantizer(model, bits, iters=config.kmeans_iters, update=config.kmeans_update,
+                                 recluster_every=config.recluster_every)
+    return AffineQuantizer(model, bits, calibration=config.calibration, scale=config.affine_scale)

@@ -3,7 +3,11 @@
   1. features of the dataset (cached), the teacher's embeddings (cached, teacher pre-tuned once)
   2. the pre-tuned student (cached per student shape)
   3. the schedule's stages in order (distill / quantize / joint), a checkpoint after each
-  4. a final snap if the schedule ended unquantized, then test metrics, costs, packed export
+  4. post-training quantization if the schedule ended unquantized, then test metrics, costs,
+     packed export
+Between stages the student is always a plain module: a quantize stage ends by writing its
+quantized weights into plain parameters (`Quantizer.end`), so checkpoints, the next stage
+and the export never see a parametrization.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from quads_search.core.teacher import WidthReducer, teacher_embeddings
 from quads_search.data import FeatureData, load_features
 from quads_search.log import Log
 from quads_search.quant import Quantizer
+from quads_search.quant.latent import parametrized_names
 
 StageCallback = Callable[[dict, Callable[[Path], None]], None]
 
@@ -112,13 +117,17 @@ class QuadsRun:
     def run_stage(self, index: int) -> dict:
         stage = self.stages[index]
         start = time.perf_counter()
-        if stage.stage in ("quantize", "joint") and not self.active:
-            self.quantizer.attach()
+        if stage.stage in ("quantize", "joint"):
+            self._fit_grids(stage.cluster)
             self.active = True
         elif stage.stage in ("distill", "pretune"):
             self.active = False
+        if stage.stage == "quantize":
+            self.quantizer.begin()
         loss = self._train(stage, index) if stage.epochs else float("nan")
-        if stage.stage == "joint":
+        if stage.stage == "quantize":
+            self.quantizer.end()
+        elif stage.stage == "joint":
             self.quantizer.snap()
         valid = evaluate(self.model, self.prepared.data.valid, self.cfg.training.eval_batch_size, self.prepared.device,
                          len(self.prepared.data.intents))
@@ -129,6 +138,18 @@ class QuadsRun:
         self.log(f"stage {index + 1}/{len(self.stages)} {stage.stage:8s} loss {loss:.4f} "
                  f"valid acc {valid['accuracy']:.3f} ({record['seconds']:.1f} s)")
         return record
+
+    def _fit_grids(self, cluster: bool | None) -> None:
+        """Cluster / calibrate at the start of a quantized stage, or keep the grids.
+
+        `cluster` (the stage's own setting) decides; unset, `quantization.clustering` does:
+        `every_stage` re-fits whenever float (distill) training came before, `once` never
+        re-fits. The first quantized stage always fits: there is nothing to keep.
+        """
+        if cluster is None:
+            cluster = self.cfg.quantization.clustering == "every_stage" and not self.active
+        if cluster or not self.quantizer.fitted:
+            self.quantizer.fit()
 
     def _train(self, stage: StageConfig, index: int) -> float:
         spec = OptimSpec(stage.optimizer, stage.lr, stage.head_lr, stage.momentum, stage.cosine)
@@ -162,6 +183,10 @@ class QuadsRun:
     # -- checkpoints ---------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         """Write the state after the stages done so far (safetensors + JSON, no pickle)."""
+        left = parametrized_names(self.model)
+        if left:
+            raise RuntimeError(f"a checkpoint holds plain weights only, but {left[:3]} are parametrized: "
+                               "save between stages")
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"reducer.{k}": v for k, v in self.reducer.state_dict().items()})
@@ -180,10 +205,12 @@ class QuadsRun:
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, out_dir: Path) -> dict:
-        """Snap if still float, measure on valid and test, count costs, export the packed model."""
+        """Quantize if still float, measure on valid and test, count costs, export the packed model."""
         if not self.active:
             self.log("schedule ended with float weights: quantizing them (post-training) before export")
-            self.quantizer.attach()
+            self._fit_grids(None)
+            self.quantizer.begin()
+            self.quantizer.end()
             self.active = True
         data, device, bs = self.prepared.data, self.prepared.device, self.cfg.training.eval_batch_size
         test = evaluate(self.model, data.test, bs, device, len(data.intents))

@@ -2,8 +2,10 @@
 
 A schedule is an ordered list of stages run after the (cached) student pre-tuning:
   distill   float weights, loss from L_dis (no codebook active);
-  quantize  cluster/calibrate at the stage start, then after every optimizer step update
-            the codebook and snap the weights back (hard; epochs 0 = post-training quantization);
+  quantize  cluster/calibrate at the stage start (or keep the grids: `cluster`,
+            `quantization.clustering`), then train with quantized weights in every forward
+            pass, as `quantization.kmeans_update` / `affine_scale` say; the stage ends with
+            the weights on their grid (epochs 0 = post-training quantization);
   joint     weights train free under the full L (L_centroid pulls them to the codebook,
             which tracks its clusters after every step), snapped at the stage end.
 """
@@ -29,16 +31,28 @@ STAGE_DEFAULTS = {
 }
 
 
-def _authors() -> list[StageConfig]:
-    """The authors' train.py: 20 epochs, 1-3 and 7-12 distillation, the rest quantization."""
+def _authors(recluster: bool = False) -> list[StageConfig]:
+    """The authors' train.py: 20 epochs, 1-3 and 7-12 distillation, the rest quantization.
+
+    Their code clusters once, before epoch 1 (KMeansQuantizer is built before the epoch loop,
+    which also snaps the weights), and never again: the later quantization epochs move the
+    centroids of those labels to the mean of the distilled weights. A leading 0-epoch quantize
+    stage reproduces that clustering (it adds no epoch, only a validation of the snapped
+    student); the later quantize stages keep its grids (`cluster: false`). With `recluster`,
+    every quantize stage re-clusters the distilled weights instead (`authors_recluster`).
+    """
     distill = dict(stage="distill", optimizer="adam", lr=1e-5, head_lr=1e-3, cosine=False)
-    quantize = dict(stage="quantize", optimizer="sgd", lr=0.01, head_lr=0.01, momentum=0.9, cosine=True)
-    return [StageConfig(epochs=3, **distill), StageConfig(epochs=3, **quantize),
-            StageConfig(epochs=6, **distill), StageConfig(epochs=8, **quantize)]
+    quantize = dict(stage="quantize", optimizer="sgd", lr=0.01, head_lr=0.01, momentum=0.9, cosine=True,
+                    cluster=recluster)
+    stages = [StageConfig(epochs=3, **distill), StageConfig(epochs=3, **quantize),
+              StageConfig(epochs=6, **distill), StageConfig(epochs=8, **quantize)]
+    return stages if recluster else [StageConfig(epochs=0, **{**quantize, "cluster": True}), *stages]
 
 
 SCHEDULE_PRESETS = {
     "authors": _authors,
+    # The authors' epochs, but every quantize stage re-clusters the distilled weights.
+    "authors_recluster": lambda: _authors(recluster=True),
     # A CPU-sized QUADS schedule: two distill/quantize cycles, ending quantized.
     "quads": lambda: cycles(CycleSchedule(cycles=2, distill=2, quantize=2)),
     # Baseline: distil fully, then quantize and fine-tune once (the sequential pipeline).

@@ -1,5 +1,8 @@
 """Weight quantization for QUADS: tensor selection, k-means and affine quantizers, packed tensors.
 
+Quantization-aware training runs through `torch.nn.utils.parametrize` (see `latent`): the
+trainable tensors are latent weights or codebooks, and the model is plain again between stages.
+
 A plain-PyTorch library: it knows nothing of the YAML config (`core.quantizer` builds a
 quantizer from one) and nothing of files (`core.export` writes the packed form).
 """

@@ -1,16 +1,25 @@
-"""Asymmetric uniform (affine) quantization, calibrated per tensor (= per layer)."""
+"""Asymmetric uniform (affine) quantization, calibrated per tensor (= per layer).
+
+Quantization-aware training keeps a latent float32 copy of every weight: the forward pass
+sees its grid value, the backward pass hands the gradient straight through to the latent
+weight (within the clipping range), so updates smaller than half a level accumulate until
+the weight changes level instead of being rounded away after every step.
+"""
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from quads_search.quant.base import Quantizer
+from quads_search.quant import latent
+from quads_search.quant.base import Grid, Quantizer
 from quads_search.quant.packed import PackedTensor
 from quads_search.quant.sorted1d import SortedValues
 
 Calibration = Literal["minmax", "mse"]
+Scale = Literal["calibrated", "learned"]
 
 
 def calibrate(weight: Tensor, bits: int, how: Calibration, grid: int = 32) -> tuple[Tensor, Tensor]:
@@ -35,54 +44,99 @@ def calibrate(weight: Tensor, bits: int, how: Calibration, grid: int = 32) -> tu
     return scale.float().reshape(1), (-lo / scale).float().reshape(1)
 
 
-class AffineQuantizer(Quantizer):
+def _scaled_gradient(value: Tensor, factor: float) -> Tensor:
+    """`value` exactly in the forward pass, its gradient times `factor` in the backward pass."""
+    scaled = value * factor
+    return value.detach() + (scaled - scaled.detach())
+
+
+class AffineGrid(Grid):
     """W ≈ (q − zero_point)·scale with q in [0, 2^b), one (scale, zero_point) per tensor.
 
-    The grid is calibrated at attach() and then fixed: `step()` re-rounds the drifted weights
-    onto it. Re-calibrating every step would cost a sort per tensor ("mse") or let one drifting
-    outlier stretch every level ("minmax"); weights still change level once their accumulated
-    update crosses a decision boundary. The zero point is a float, not an integer: an integer
-    zero point forces 0 to be a level, which at 1 bit leaves only {0, a} instead of {−a, b}.
+    As a parametrization it fake-quantizes the latent weight; the latent weight gets the
+    gradient of the elements inside the clipping range (LSQ's clipped straight-through
+    estimator). With `learned`, scale and zero point are parameters trained as in LSQ (Esser
+    et al. 2020; the zero point as LSQ+'s offset), their gradients scaled by 1/sqrt(n·(2^b − 1))
+    so that their steps stay commensurate with the weights' steps.
+    """
+
+    scale: Tensor
+    zero_point: Tensor
+
+    def __init__(self, scale: Tensor, zero_point: Tensor, bits: int, count: int, learned: bool):
+        super().__init__()
+        self.top, self.learned = 2 ** bits - 1, learned
+        self.gradient_factor = 1 / math.sqrt(count * self.top)
+        for key, value in (("scale", scale), ("zero_point", zero_point)):
+            if learned:
+                setattr(self, key, nn.Parameter(value.detach().clone()))
+            else:
+                self.register_buffer(key, value)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        scale, zero_point = self.scale, self.zero_point
+        if self.learned:
+            scale = _scaled_gradient(scale, self.gradient_factor)
+            zero_point = _scaled_gradient(zero_point, self.gradient_factor)
+        level = (weight / scale + zero_point).clamp(0, self.top)
+        return (latent.straight_through(level, level.detach().round()) - zero_point) * scale
+
+    def codes(self, weight: Tensor) -> Tensor:
+        scale, zero_point = self.scale.detach(), self.zero_point.detach()
+        return (weight.detach() / scale + zero_point).round_().clamp_(0, self.top)
+
+    def target(self, weight: Tensor) -> Tensor:
+        return (self.codes(weight) - self.zero_point.detach()) * self.scale.detach()
+
+    def update(self, weight: Tensor) -> None:
+        """The grid stays as calibrated (or learned): see AffineQuantizer."""
+
+    def pack(self, bits: int, weight: Tensor) -> PackedTensor:
+        return PackedTensor.from_codes("affine", bits, weight.shape, self.codes(weight).long(),
+                                       {"scale": self.scale, "zero_point": self.zero_point})
+
+
+class AffineQuantizer(Quantizer):
+    """One uniform grid per tensor, calibrated at fit() and then fixed, or learned (`scale="learned"`).
+
+    Re-calibrating during training would cost a sort per tensor ("mse") or let one drifting
+    outlier stretch every level ("minmax"). The zero point is a float, not an integer: an
+    integer zero point forces 0 to be a level, which at 1 bit leaves only {0, a} instead of {−a, b}.
     """
 
     method = "affine"
 
-    def __init__(self, model: nn.Module, bits: dict[str, int], calibration: Calibration = "mse"):
+    def __init__(self, model: nn.Module, bits: dict[str, int], calibration: Calibration = "mse",
+                 scale: Scale = "calibrated"):
         super().__init__(model, bits)
-        if calibration not in ("minmax", "mse"):
-            raise ValueError(f"calibration must be 'minmax' or 'mse', got {calibration!r}")
-        self.calibration = calibration
-        self.grids: dict[str, tuple[Tensor, Tensor]] = {}  # name -> (scale, zero_point)
+        if calibration not in get_args(Calibration) or scale not in get_args(Scale):
+            raise ValueError(f"need calibration in {get_args(Calibration)} and scale in {get_args(Scale)}, "
+                             f"got {calibration=}, {scale=}")
+        self.calibration, self.scale_mode = calibration, scale
+        self.grids: dict[str, AffineGrid] = {}
 
-    def _fit(self, name: str, weight: Tensor) -> None:
-        self.grids[name] = calibrate(weight, self.bits[name], self.calibration)
+    def _grid(self, name: str, scale: Tensor, zero_point: Tensor) -> AffineGrid:
+        count = self._plain(name).numel()
+        return AffineGrid(scale, zero_point, self.bits[name], count, learned=self.scale_mode == "learned")
 
-    def _update(self, name: str, weight: Tensor) -> None:
-        """The grid stays as calibrated (see the class docstring)."""
+    def _fit(self, name: str, weight: Tensor) -> AffineGrid:
+        return self._grid(name, *calibrate(weight, self.bits[name], self.calibration))
 
-    def _snap(self, name: str, weight: Tensor) -> None:
-        scale, zero_point = self.grids[name]
-        weight.div_(scale).add_(zero_point).round_().clamp_(0, 2 ** self.bits[name] - 1)
-        weight.sub_(zero_point).mul_(scale)
+    def _grid_from_state(self, name: str, state: dict[str, Tensor]) -> AffineGrid:
+        return self._grid(name, state["scale"], state["zero_point"])
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return {f"{kind}.{name}": grid[i] for name, grid in self.grids.items()
-                for i, kind in enumerate(("scale", "zero_point"))}
+    def _begin(self, name: str) -> None:
+        latent.register(self.model, name, self.grids[name])
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.grids = {name: (state[f"scale.{name}"], state[f"zero_point.{name}"])
-                      for name in {key.partition(".")[2] for key in state}}
-        self.attached = bool(state) or not self.low
+    def _after_step(self) -> None:
+        if self.scale_mode != "learned" or not self.grids:
+            return
+        scales = torch.cat([grid.scale.detach() for grid in self.grids.values()])
+        smallest = int(scales.argmin())
+        if scales[smallest] <= 0:
+            name = list(self.grids)[smallest]
+            raise FloatingPointError(f"the learned affine scale of {name} reached {scales[smallest].item():.3g} "
+                                     "(it must stay > 0): lower the quantize stage's lr")
 
-    def _codes(self, name: str, weight: Tensor) -> Tensor:
-        scale, zero_point = self.grids[name]
-        return (weight / scale + zero_point).round_().clamp_(0, 2 ** self.bits[name] - 1)
-
-    def _target(self, name: str, weight: Tensor) -> Tensor:
-        scale, zero_point = self.grids[name]
-        return (self._codes(name, weight) - zero_point) * scale
-
-    def _pack(self, name: str, weight: Tensor) -> PackedTensor:
-        scale, zero_point = self.grids[name]
-        return PackedTensor.from_codes("affine", self.bits[name], weight.shape, self._codes(name, weight).long(),
-                                       {"scale": scale, "zero_point": zero_point})
+    def _free(self, name: str) -> Tensor | None:
+        return latent.original(self.model, name)

@@ -1,17 +1,30 @@
-"""The paper's quantizer: per-tensor 1-D k-means codebooks with fixed labels."""
+"""The paper's quantizer: per-tensor 1-D k-means codebooks, and three ways to train them.
+
+  mean      the paper and the authors' code: labels fixed at clustering; after every optimizer
+            step each centroid moves to the mean of its members and the weights snap back.
+            A centroid moves by the mean of its members' updates, so the codebook hardly learns.
+  gradient  Deep Compression: the weight IS codebook[labels]; the codebook is the trainable
+            tensor and gets the sum of its members' gradients.
+  ste       latent float weights behind a straight-through estimator: the forward pass uses
+            their centroids, the latent weights take the whole gradient; centroids follow the
+            mean of their latent members, and every `recluster_every` steps each weight moves
+            to its nearest centroid. L_centroid pulls the latent weights towards their centroids.
+"""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from quads_search.quant.base import Quantizer
+from quads_search.quant import latent
+from quads_search.quant.base import Grid, Quantizer
 from quads_search.quant.packed import PackedTensor
 from quads_search.quant.sorted1d import SortedValues
 
 Init = Literal["density", "linspace"]
+Update = Literal["mean", "gradient", "ste"]
 
 
 def kmeans_1d(weight: Tensor, clusters: int, iters: int, init: Init = "density") -> Tensor:
@@ -53,56 +66,142 @@ def _rows(weight: Tensor, most: int = 16) -> Tensor:
     return weight.view(math.gcd(weight.numel(), most), -1)
 
 
-class CodebookQuantizer(Quantizer):
-    """2^b centroids per tensor; labels are fixed after clustering (the paper's scheme).
+def _gather(codebook: Tensor, labels: Tensor) -> Tensor:
+    """codebook[labels] for (rows, cols) labels; its backward is a per-row scatter-add, then a sum."""
+    return codebook.expand(labels.shape[0], -1).gather(1, labels)
 
-    `step()` moves each centroid to the mean of its cluster's drifted weights and writes
-    W = CB[labels]: one scatter-add and one gather per tensor, no loop over clusters.
-    Cluster sizes never change (labels are fixed), so they are counted once at attach().
+
+def _nearest(rows: Tensor, codebook: Tensor) -> Tensor:
+    """Index of the nearest centroid for every value (ties to the lower one); any centroid order."""
+    ordered, order = codebook.sort(stable=True)
+    return order[torch.bucketize(rows, (ordered[1:] + ordered[:-1]) / 2)]
+
+
+class Codebook(Grid):
+    """One tensor's k-means state: 2^b centroids and each weight's label (in the `_rows` view).
+
+    As a parametrization (update "ste") it maps the latent weight to its centroids and hands
+    the gradient straight through to the latent weight.
+    """
+
+    codebook: Tensor
+    labels: Tensor
+    counts: Tensor
+
+    def __init__(self, codebook: Tensor, labels: Tensor):
+        super().__init__()
+        self.register_buffer("codebook", codebook)
+        self.register_buffer("labels", labels)
+        self.register_buffer("counts", self._count(labels), persistent=False)
+
+    @classmethod
+    def fit(cls, weight: Tensor, clusters: int, iters: int, init: Init) -> Codebook:
+        centroids = kmeans_1d(weight, clusters, iters, init)
+        return cls(centroids, _nearest(_rows(weight), centroids))
+
+    def _count(self, labels: Tensor) -> Tensor:
+        return torch.bincount(labels.flatten(), minlength=self.codebook.numel()).float()
+
+    def target(self, weight: Tensor) -> Tensor:
+        return _gather(self.codebook, self.labels).view_as(weight).detach()
+
+    def means(self, weight: Tensor) -> Tensor:
+        """Each cluster's mean of `weight`; an empty cluster keeps its centroid."""
+        rows, counts = _rows(weight), self.counts
+        sums = rows.new_zeros(rows.shape[0], counts.numel()).scatter_add_(1, self.labels, rows).sum(0)
+        return torch.where(counts > 0, sums / counts.clamp(min=1), self.codebook)
+
+    def update(self, weight: Tensor) -> None:
+        self.codebook.copy_(self.means(weight))
+
+    def reassign(self, weight: Tensor) -> None:
+        """Move every weight to its nearest centroid (the assignment half of a Lloyd iteration)."""
+        self.labels.copy_(_nearest(_rows(weight), self.codebook))
+        self.counts.copy_(self._count(self.labels))
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return latent.straight_through(weight, self.target(weight))
+
+    def pack(self, bits: int, weight: Tensor) -> PackedTensor:
+        return PackedTensor.from_codes("kmeans", bits, weight.shape, self.labels, {"codebook": self.codebook})
+
+
+class Gathered(nn.Module):
+    """Parametrization for update "gradient": the trainable `original` is the codebook itself.
+
+    W = codebook[labels], so autograd gives each centroid the sum of its members' gradients;
+    `right_inverse` (run when the parametrization is registered) sets the codebook to the
+    cluster means of the plain weight.
+    """
+
+    def __init__(self, grid: Codebook, shape: torch.Size):
+        super().__init__()
+        self.grid, self.shape = grid, shape
+
+    def forward(self, codebook: Tensor) -> Tensor:
+        return _gather(codebook, self.grid.labels).view(self.shape)
+
+    def right_inverse(self, weight: Tensor) -> Tensor:
+        return self.grid.means(weight)
+
+
+class CodebookQuantizer(Quantizer):
+    """2^b centroids per tensor, trained by one of the updates in the module docstring.
+
+    Every update starts quantized training the same way: each centroid moves to the mean of
+    its cluster (with the labels of the last clustering). `mean` then snaps in place after every
+    step (one scatter-add and one gather per tensor); `gradient` and `ste` parametrize the weight.
     """
 
     method = "kmeans"
 
-    def __init__(self, model: nn.Module, bits: dict[str, int], iters: int = 15, init: Init = "density"):
+    def __init__(self, model: nn.Module, bits: dict[str, int], iters: int = 15, init: Init = "density",
+                 update: Update = "mean", recluster_every: int = 1):
         super().__init__(model, bits)
         if iters < 1 or init not in ("density", "linspace"):
             raise ValueError(f"need iters >= 1 and init in (density, linspace), got {iters=}, {init=}")
-        self.iters, self.init = iters, init
-        self.codebooks: dict[str, Tensor] = {}
-        self.labels: dict[str, Tensor] = {}  # int64, shaped like _rows(weight)
-        self.counts: dict[str, Tensor] = {}
+        if update not in get_args(Update) or recluster_every < 1:
+            raise ValueError(f"need update in {get_args(Update)} and recluster_every >= 1, "
+                             f"got {update=}, {recluster_every=}")
+        self.iters, self.init, self.update, self.recluster_every = iters, init, update, recluster_every
+        self.grids: dict[str, Codebook] = {}
 
-    def _fit(self, name: str, weight: Tensor) -> None:
-        clusters = 2 ** self.bits[name]
-        centroids = kmeans_1d(weight, clusters, self.iters, self.init)
-        labels = torch.bucketize(_rows(weight), (centroids[1:] + centroids[:-1]) / 2)
-        self.labels[name] = labels
-        self.codebooks[name] = centroids
-        self.counts[name] = torch.bincount(labels.flatten(), minlength=clusters).float()
+    def _fit(self, name: str, weight: Tensor) -> Codebook:
+        return Codebook.fit(weight, 2 ** self.bits[name], self.iters, self.init)
 
-    def _update(self, name: str, weight: Tensor) -> None:
-        rows, labels, counts = _rows(weight), self.labels[name], self.counts[name]
-        sums = rows.new_zeros(rows.shape[0], counts.numel()).scatter_add_(1, labels, rows).sum(0)
-        self.codebooks[name] = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebooks[name])
+    def _grid_from_state(self, name: str, state: dict[str, Tensor]) -> Codebook:
+        return Codebook(state["codebook"], state["labels"])
 
-    def _snap(self, name: str, weight: Tensor) -> None:
-        rows, labels = _rows(weight), self.labels[name]
-        torch.gather(self.codebooks[name].expand(rows.shape[0], -1), 1, labels, out=rows)
+    def _begin(self, name: str) -> None:
+        grid, weight = self.grids[name], self._plain(name)
+        if self.update == "gradient":
+            latent.register(self.model, name, Gathered(grid, weight.shape))
+            return
+        grid.update(weight)
+        if self.update == "ste":
+            latent.register(self.model, name, grid)
+        else:
+            weight.copy_(grid.target(weight))
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return {f"{kind}.{name}": table[name] for kind, table in
-                (("codebook", self.codebooks), ("labels", self.labels), ("counts", self.counts)) for name in table}
+    def _after_step(self) -> None:
+        if self.update == "gradient":
+            return
+        reassign = self.update == "ste" and self.steps % self.recluster_every == 0
+        for name, grid in self.grids.items():
+            weight = self._free(name)
+            if reassign:
+                grid.reassign(weight)
+            grid.update(weight)
+            if self.update == "mean":
+                weight.copy_(grid.target(weight))
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        tables = {"codebook": self.codebooks, "labels": self.labels, "counts": self.counts}
-        for key, value in state.items():
-            kind, _, name = key.partition(".")
-            tables[kind][name] = value
-        self.attached = bool(state) or not self.low
+    def _free(self, name: str) -> Tensor | None:
+        if self.update == "gradient":
+            return None
+        return latent.original(self.model, name) if self.update == "ste" else self._plain(name)
 
-    def _target(self, name: str, weight: Tensor) -> Tensor:
-        return self.codebooks[name][self.labels[name]].view_as(weight)
-
-    def _pack(self, name: str, weight: Tensor) -> PackedTensor:
-        return PackedTensor.from_codes("kmeans", self.bits[name], weight.shape, self.labels[name],
-                                       {"codebook": self.codebooks[name]})
+    def _end(self, name: str) -> None:
+        if self.update == "gradient":
+            self.grids[name].codebook.copy_(latent.original(self.model, name))
+        if self.update != "mean":
+            latent.materialize(self.model, name)

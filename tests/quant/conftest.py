@@ -51,3 +51,36 @@ def _drift(weights: dict[str, torch.Tensor], scale: float = 1e-3, seed: int = 2)
 @pytest.fixture
 def drift():
     return _drift
+
+
+# Every way a quantizer can train, as `quantization` config keys (ste re-assigns every 2 steps).
+MODES = {
+    "kmeans-mean": dict(method="kmeans", kmeans_update="mean"),
+    "kmeans-gradient": dict(method="kmeans", kmeans_update="gradient"),
+    "kmeans-ste": dict(method="kmeans", kmeans_update="ste", recluster_every=2),
+    "affine": dict(method="affine"),
+    "affine-learned": dict(method="affine", affine_scale="learned"),
+}
+
+
+@pytest.fixture(params=list(MODES))
+def mode(request) -> dict:
+    """The `quantization` keys of one training mode; tests taking it run once per mode."""
+    return MODES[request.param]
+
+
+def _train(model: nn.Module, quantizer, features: torch.Tensor, steps: int = 3, lr: float = 0.05) -> None:
+    """Real SGD steps on a cross-entropy against fixed labels, `quantizer.step()` after each."""
+    labels = torch.arange(features.shape[0], device=features.device) % 31
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)  # built after begin()
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(features), labels) + 0.1 * quantizer.centroid_loss()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        quantizer.step()
+
+
+@pytest.fixture
+def train():
+    return _train

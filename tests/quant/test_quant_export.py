@@ -24,11 +24,12 @@ def data_bytes(path) -> int:
     return path.stat().st_size - 8 - header
 
 
-def trained(student, method, drift):
-    q = make_quantizer(student, QuantizationConfig(method=method, bits={"default": 4, **OVERRIDES}))
-    q.attach()
-    drift(dict(q.low) | dict(q.half))
-    q.step()
+def trained(student, mode, features, train):
+    q = make_quantizer(student, QuantizationConfig(bits={"default": 4, **OVERRIDES}, **mode))
+    q.fit()
+    q.begin()
+    train(student, q, features)
+    q.end()
     return q
 
 
@@ -40,9 +41,8 @@ def reload(path, make_student):
     return fresh, metadata
 
 
-@pytest.mark.parametrize("method", ["kmeans", "affine"])
-def test_round_trip_is_bit_exact(student, make_student, features, tmp_path, method, drift):
-    q = trained(student, method, drift)
+def test_round_trip_is_bit_exact_and_on_the_grid(student, make_student, features, tmp_path, mode, train):
+    q = trained(student, mode, features, train)
     path = tmp_path / "model.safetensors"
     save_packed(student, q, path, METADATA)
     fresh, metadata = reload(path, make_student)
@@ -50,11 +50,21 @@ def test_round_trip_is_bit_exact(student, make_student, features, tmp_path, meth
     assert all(torch.equal(p, dict(fresh.named_parameters())[n]) for n, p in student.named_parameters())
     with torch.no_grad():
         assert torch.equal(student(features), fresh(features))
-    assert data_bytes(path) == size_report(student, q.bits, method)["size_mb"] * 2 ** 20
+    weights = dict(fresh.named_parameters())
+    assert all(torch.unique(weights[n]).numel() <= 2 ** b for n, b in q.bits.items() if b <= 8)
+    assert data_bytes(path) == size_report(student, q.bits, mode["method"])["size_mb"] * 2 ** 20
 
 
-def test_file_layout(student, tmp_path, drift):
-    q = trained(student, "kmeans", drift)
+def test_export_refuses_a_model_in_quantized_training(student, tmp_path):
+    q = make_quantizer(student, QuantizationConfig(method="affine"))
+    q.fit()
+    q.begin()
+    with pytest.raises(RuntimeError, match="call end"):
+        save_packed(student, q, tmp_path / "x.safetensors", {})
+
+
+def test_file_layout(student, tmp_path, features, train):
+    q = trained(student, {"method": "kmeans"}, features, train)
     path = tmp_path / "model.safetensors"
     save_packed(student, q, path, METADATA)
     with safe_open(str(path), framework="pt") as f:
@@ -81,7 +91,7 @@ def test_float_model_round_trip(student, make_student, features, tmp_path):
 def test_off_grid_half_weights_are_refused(student, tmp_path, drift):
     q = make_quantizer(student, QuantizationConfig(bits={"default": 16}))
     q.attach()
-    drift(q.half)
+    drift({n: p for n, p in student.named_parameters() if n in q.half})
     with pytest.raises(RuntimeError, match="fp16 grid"):
         save_packed(student, q, tmp_path / "x.safetensors", {})
 
