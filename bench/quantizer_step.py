@@ -1,6 +1,6 @@
 """Time one CodebookQuantizer.step() against the authors' per-cluster loop.
 
-Run from the repository root:  python -m bench.quantizer_step [--quick]   (CPU)
+Run from the repository root:  python -m bench.quantizer_step [--quick] [--device cuda]   (CPU or GPU)
 On a randomly initialised Whisper-tiny-shaped student (encoder d_model 384, 4 layers, 6 heads,
 ffn 1536, plus Linear(384, 31)), at 2, 4 and 8 bits, it measures side by side, interleaved:
   gather: one pass W.copy_(cb[labels]) per tensor (advanced indexing);
@@ -37,9 +37,14 @@ class Student(nn.Module):
         self.head = nn.Linear(384, 31)
 
 
-def time_ms(fn: Callable[[], None]) -> float:
+def time_ms(fn: Callable[[], None], device: torch.device) -> float:
+    """Wall-clock of one call; on a GPU, until its kernels have finished."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) * 1e3
 
 
@@ -80,9 +85,9 @@ def loop_matches_step(q: CodebookQuantizer) -> float:
     return max(float((by_loop[n] - q.weight(n)).abs().max()) for n in q.low)
 
 
-def bench_bits(model: nn.Module, bits: int, repeats: int) -> dict[str, float]:
+def bench_bits(model: nn.Module, bits: int, repeats: int, device: torch.device) -> dict[str, float]:
     """Medians for one bit width; `model` keeps its float weights (work happens on copies)."""
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(model).to(device)
     start = time.perf_counter()
     q = CodebookQuantizer(model, dict.fromkeys(quantizable_weights(model), bits))  # update "mean"
     q.fit()
@@ -95,7 +100,7 @@ def bench_bits(model: nn.Module, bits: int, repeats: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
-            times[key].append(time_ms(fn))
+            times[key].append(time_ms(fn, device))
     ms = {f"{k}_ms": round(statistics.median(v), 2) for k, v in times.items()}
     return {**ms, "speedup_vs_loop": round(ms["loop_ms"] / ms["step_ms"], 1),
             "step_over_gather": round(ms["step_ms"] / ms["gather_ms"], 2),
@@ -106,16 +111,19 @@ def bench_bits(model: nn.Module, bits: int, repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
     model = Student()
     repeats = 3 if args.quick else 7
-    results = {str(b): bench_bits(model, b, repeats) for b in BITS}
+    results = {str(b): bench_bits(model, b, repeats, device) for b in BITS}
     weights = quantizable_weights(model)
     print(json.dumps({
         "model": "Whisper-tiny-shaped encoder + Linear(384, 31), random init",
         "quantized_params": sum(w.numel() for w in weights.values()), "tensors": len(weights),
-        "device": "cpu", "threads": torch.get_num_threads(), "repeats": repeats,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(), "repeats": repeats,
         "bits": results,
         "min_speedup_vs_loop": min(r["speedup_vs_loop"] for r in results.values()),
     }, indent=1))

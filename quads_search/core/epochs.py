@@ -115,6 +115,5 @@ def embeddings(model: nn.Module, split: FeatureSplit, batch_size: int, device: t
 def evaluate(model: nn.Module, split: FeatureSplit, batch_size: int, device: torch.device,
              num_classes: int) -> dict[str, float]:
     """Accuracy and macro F1 on `split`."""
-    predictions = predict(model, split, batch_size, device)
-    return {"accuracy": accuracy(predictions, split.labels),
-            "f1_macro": f1_macro(predictions, split.labels, num_classes)}
+    predictions, labels = predict(model, split, batch_size, device), split.labels.cpu()
+    return {"accuracy": accuracy(predictions, labels), "f1_macro": f1_macro(predictions, labels, num_classes)}

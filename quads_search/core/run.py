@@ -39,7 +39,7 @@ from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.schedule import resolve_schedule
 from quads_search.core.teacher import WidthReducer, teacher_embeddings
-from quads_search.data import FeatureData, load_features
+from quads_search.data import FeatureData, FeatureSplit, load_features
 from quads_search.log import Log
 from quads_search.quant import Quantizer
 from quads_search.quant.latent import parametrized_names
@@ -94,7 +94,29 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
                              device=device, log=log)
     refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
     log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in refs.items()))
+    data, teacher_z = on_device(data, teacher_z, device, log)
     return Prepared(data, teacher_z, student.model, student.record, device, refs)
+
+
+GPU_SHARE = 0.25  # the features may take at most this share of a GPU's free memory
+
+
+def on_device(data: FeatureData, teacher_z: torch.Tensor, device: torch.device,
+              log: Log) -> tuple[FeatureData, torch.Tensor]:
+    """Features, labels and teacher embeddings moved to a GPU once, so that a trial's batches are
+    drawn there instead of being copied one by one; where they would take more than GPU_SHARE of
+    its free memory (trials share a GPU) they stay in host memory, and the log says so."""
+    if device.type != "cuda":
+        return data, teacher_z
+    splits = {name: getattr(data, name) for name in ("train", "valid", "test")}
+    need = sum(s.features.numel() * s.features.element_size() for s in splits.values())
+    free, _ = torch.cuda.mem_get_info(device)
+    if need > GPU_SHARE * free:
+        log(f"features ({need / 2**30:.2f} GiB) stay in host memory: over {GPU_SHARE:.0%} of the GPU's "
+            f"{free / 2**30:.1f} GiB free; batches are copied as they are drawn")
+        return data, teacher_z
+    moved = {name: FeatureSplit(s.features.to(device), s.labels.to(device), s.speakers) for name, s in splits.items()}
+    return dataclasses.replace(data, **moved), teacher_z.to(device)
 
 
 class QuadsRun:

@@ -143,3 +143,25 @@ def test_every_mode_trains_on_cuda_and_exports_bit_exactly(make_student, mode, f
     save_packed(model, q, tmp_path / "m.safetensors", {})  # compares the CPU dequantization with the GPU weights
     state, _ = read_packed(tmp_path / "m.safetensors")
     assert all(torch.equal(state[n], p.detach().cpu()) for n, p in model.named_parameters() if n in state)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_recorded_mean_step_on_cuda_equals_the_eager_one(make_student):
+    models = [make_student().cuda() for _ in range(2)]
+    quantizers = [make(m, {"kmeans_update": "mean"}, default=3) for m in models]
+    for q in quantizers:
+        q.fit()
+        q.begin()
+    for step in range(3):
+        drift = {n: torch.randn(w.shape, generator=torch.Generator().manual_seed(step)).cuda() * 1e-3
+                 for n, w in quantizable_weights(models[0]).items()}
+        for model in models:
+            with torch.no_grad():
+                for name, weight in quantizable_weights(model).items():
+                    weight.add_(drift[name])
+        quantizers[0].step()  # the first step records, later ones replay
+        with torch.no_grad():
+            quantizers[1]._snap_all()  # eager
+    assert quantizers[0]._graph is not None
+    for (name, a), (_, b) in zip(models[0].named_parameters(), models[1].named_parameters()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name  # CUDA's scatter-add sums in any order
