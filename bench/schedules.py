@@ -36,7 +36,10 @@ from quads_search.core.schedule import SCHEDULE_PRESETS
 from quads_search.sweep.space import apply_params
 
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
-METHODS = ("kmeans", "affine")
+# Quantizer variants: the paper's k-means update, the learnable one, and affine QAT (latent weights, STE).
+METHODS = {"kmeans-mean": {"quantization.method": "kmeans", "quantization.kmeans_update": "mean"},
+           "kmeans-ste": {"quantization.method": "kmeans", "quantization.kmeans_update": "ste"},
+           "affine": {"quantization.method": "affine"}}
 FP32_DISTILL = "distill-fp32"
 DISTILL_PTQ = "distill-ptq"
 
@@ -60,7 +63,7 @@ def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
     else:
         schedule = condition.schedule
     return apply_params(base, {"training.schedule": schedule, "bits.default": condition.bits,
-                               "quantization.method": condition.method, "training.seed": condition.seed})
+                               **METHODS[condition.method], "training.seed": condition.seed})
 
 
 def trained(base: RunConfig, condition: Condition) -> QuadsRun:
@@ -83,7 +86,7 @@ def run_condition(base: RunConfig, condition: Condition) -> list[dict]:
 
 def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> list[dict]:
     """Distil the student in fp32, then quantize copies of it post-training at every bit width and method."""
-    run = trained(base, Condition(FP32_DISTILL, 32, "kmeans", seed))  # 32 bits: the method is unused
+    run = trained(base, Condition(FP32_DISTILL, 32, "kmeans-mean", seed))  # 32 bits: the method is unused
     data, device = run.prepared.data, run.prepared.device
 
     def row(model, schedule: str, b: int, method: str) -> dict:
@@ -94,7 +97,7 @@ def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> l
     for method in METHODS:
         for b in bits:
             model = copy.deepcopy(run.model)
-            make_quantizer(model, dataclasses.replace(base.quantization, bits={"default": b}, method=method)).attach()
+            make_quantizer(model, apply_params(base, {"bits.default": b, **METHODS[method]}).quantization).attach()
             rows.append(row(model, DISTILL_PTQ, b, method))
     return rows
 
@@ -140,12 +143,24 @@ def pooled(runs: list[dict], a: str, b: str) -> dict:
     return {"a": a, "b": b, "difference": mean_ci95(diffs), "wins": sum(d > 0 for d in diffs)}
 
 
+def updates(runs: list[dict], schedule: str) -> list[dict]:
+    """The learnable k-means update minus the paper's mean update, per bits, seed by seed, under `schedule`."""
+    by_key = {(r["method"], r["bits"], r["seed"]): r["test_accuracy"] for r in runs if r["schedule"] == schedule}
+    out = []
+    for bits in sorted({b for _, b, _ in by_key}):
+        d = [by_key[("kmeans-ste", bits, s)] - by_key[("kmeans-mean", bits, s)] for m, b, s in by_key
+             if m == "kmeans-mean" and b == bits and ("kmeans-ste", bits, s) in by_key]
+        if d:
+            out.append({"bits": bits, "ste_minus_mean": mean_ci95(d), "wins": sum(x > 0 for x in d)})
+    return out
+
+
 def plot(summary: list[dict], refs: dict, distilled: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(METHODS), figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, len(METHODS), figsize=(5 * len(METHODS), 4), sharey=True)
     for ax, method in zip(axes, METHODS):
         for schedule in (*SCHEDULES, DISTILL_PTQ):
             rows = [r for r in summary if r["schedule"] == schedule and r["method"] == method]
@@ -173,20 +188,23 @@ def analyse(runs: list[dict], refs: dict) -> dict:
     trained = [r for r in runs if r["schedule"] != FP32_DISTILL]
     present = {r["schedule"] for r in trained}
     comparisons = [(a, b) for a, b in [("quads", "sequential"), ("joint", "sequential"), ("quads", "ptq"),
-                                       ("quads", DISTILL_PTQ), ("sequential", DISTILL_PTQ), (DISTILL_PTQ, "ptq")]
+                                       ("sequential", "ptq"), ("quads", DISTILL_PTQ), ("sequential", DISTILL_PTQ),
+                                       (DISTILL_PTQ, "ptq")]
                    if {a, b} <= present]
     return {"references": {**refs, FP32_DISTILL: mean_std([r["test_accuracy"] for r in runs
                                                             if r["schedule"] == FP32_DISTILL])},
             "summary": summarize(trained),
             "paired": {f"{a} - {b}": paired(trained, a, b) for a, b in comparisons},
             "pooled": {f"{a} - {b}": pooled(trained, a, b) for a, b in comparisons},
+            "updates": {schedule: updates(trained, schedule) for schedule in ("quads", "sequential")
+                        if schedule in present},
             "runs": sorted(runs, key=lambda r: (r["schedule"], r["method"], r["bits"], r["seed"]))}
 
 
 def measure(args: argparse.Namespace) -> tuple[dict, list[dict], dict]:
     """Train every condition; the settings, the runs and the fp32 references."""
     seeds = range(args.seeds or (1 if args.quick else 3))
-    bits = (1, 4) if args.quick else (1, 2, 4, 8)
+    bits = (1, 4) if args.quick else (1, 2, 4)
     base = base_config(args.cache_dir, args.quick)
     start = time.perf_counter()
     refs = references(base)  # builds every cache before the workers start

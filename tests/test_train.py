@@ -59,6 +59,18 @@ def test_resuming_from_a_stage_checkpoint_gives_the_same_model(smoke_config, pre
 
 
 def test_joint_stage_pulls_weights_to_the_codebook_and_ends_snapped(smoke_config, tmp_path):
+    def distance_before_the_snap(gamma: float) -> float:
+        """L_centroid after a joint stage's training, before its snap (the stage's own steps, in order)."""
+        config = apply_params(smoke_config.run_config(), {"training.gamma": gamma, "bits.default": 3,
+                                                          "training.schedule": [{"stage": "joint", "epochs": 1}]})
+        run = QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
+        run._fit_grids(None)
+        run.active = True
+        run._train(run.stages[0], 0)
+        return run.quantizer.centroid_loss().item()
+
+    # γ = 1 gives L_centroid no weight; γ = 0.2 weighs it 0.8: the weights must end far closer to the codebook.
+    assert distance_before_the_snap(0.2) < 0.2 * distance_before_the_snap(1.0)
     config = apply_params(smoke_config.run_config(), {"training.gamma": 0.2, "bits.default": 3,
                                                       "training.schedule": [{"stage": "joint", "epochs": 1}]})
     run = QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
@@ -141,3 +153,17 @@ def test_a_checkpoint_refuses_a_model_in_quantized_training(smoke_config, tmp_pa
     run.quantizer.begin()
     with pytest.raises(RuntimeError, match="are parametrized"):
         run.save(tmp_path / "ckpt")
+
+
+def test_the_paper_space_smoke_runs_on_cpu(smoke_cache, tmp_path):
+    """search_spaces/paper.yaml is meant for a GPU; its --smoke runs the same pretrained path here."""
+    from tests.conftest import SPACE
+
+    paper = SPACE.parent / "paper.yaml"
+    out = subprocess.run([sys.executable, "-m", "quads_search.cli", "train", str(paper), "--smoke", "--json",
+                          "--set", f"cache_dir={smoke_cache}", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads(out.stdout)
+    assert metrics["params_m"] > 7.5 and metrics["teacher_params_m"] > 7.5  # tiny.en student and teacher
+    assert metrics["bits_avg"] < 9 and 0 <= metrics["valid_accuracy"] <= 1
