@@ -32,6 +32,7 @@ class DatasetConfig:
     seconds: float = 3.0  # feature length; pretrained Whisper needs 30
     spec_augment: bool = False
     on_error: Literal["raise", "skip"] = "raise"  # unreadable clips: stop, or skip with a count
+    unseen_intents: Literal["refuse", "drop"] = "refuse"  # valid/test intents no train clip carries
     max_train_clips: int | None = None  # cap, for smoke runs
 
     def problems(self) -> list[tuple[str, str]]:

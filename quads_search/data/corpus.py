@@ -1,8 +1,10 @@
 """The structure every dataset loader returns."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from quads_search.errors import UserError
 
@@ -33,14 +35,35 @@ class Corpus:
         return [index[clip.intent] for clip in self.splits[split]]
 
 
-def make_corpus(root: Path, splits: dict[str, list[Clip]], index_files: dict[str, Path]) -> Corpus:
-    """Check every split holds clips and every intent has train clips; derive the label map."""
+def make_corpus(root: Path, splits: dict[str, list[Clip]], index_files: dict[str, Path],
+                unseen: Literal["refuse", "drop"] = "refuse") -> Corpus:
+    """Check every split holds clips and every intent has train clips; derive the label map.
+
+    `unseen: drop` removes valid/test clips of intents no train clip carries, with one warning
+    that counts them (real SLURP has a few such intents); `refuse` stops with the list.
+    """
     for name in SPLITS:
         if not splits[name]:
             raise UserError(f"{index_files[name]}: the {name} split has no clips")
     intents = sorted({clip.intent for clip in splits["train"]})
+    if unseen == "drop":
+        splits = _drop_untrained(splits, index_files, set(intents))
     _refuse_untrained(splits, index_files, set(intents))
     return Corpus(root, splits, intents)
+
+
+def _drop_untrained(splits: dict[str, list[Clip]], index_files: dict[str, Path],
+                    trained: set[str]) -> dict[str, list[Clip]]:
+    dropped = {split: sum(map(len, _by_intent(splits[split], trained).values())) for split in SPLITS}
+    if any(dropped.values()):
+        counts = ", ".join(f"{n} of {len(splits[s])} {s} clips ({index_files[s].name})" for s, n in dropped.items() if n)
+        warnings.warn(f"dataset.unseen_intents: drop: dropped {counts} whose intent no train clip carries",
+                      stacklevel=3)
+    kept = {split: [c for c in clips if c.intent in trained] for split, clips in splits.items()}
+    for name in SPLITS:
+        if not kept[name]:
+            raise UserError(f"{index_files[name]}: the {name} split has no clip of a trained intent")
+    return kept
 
 
 def _refuse_untrained(splits: dict[str, list[Clip]], index_files: dict[str, Path], trained: set[str]) -> None:

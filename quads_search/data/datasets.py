@@ -30,7 +30,7 @@ def read_corpus(cfg: DatasetConfig, cache_dir: Path) -> Corpus:
         root = Path(cfg.root).expanduser() if cfg.root else Path(cache_dir) / f"corpus-{cfg.size}-{cfg.synth_seed}"
         corpus = read_fsc(synthesize_corpus(root, cfg.size, cfg.synth_seed))
     elif cfg.kind == "fsc":
-        corpus = read_fsc(Path(cfg.root))
+        corpus = read_fsc(Path(cfg.root), cfg.unseen_intents)
     else:
-        corpus = read_slurp(Path(cfg.root))
+        corpus = read_slurp(Path(cfg.root), cfg.unseen_intents)
     return cap_train(corpus, cfg.max_train_clips)

@@ -63,8 +63,8 @@ def read_split(root: Path, split: str) -> list[Clip]:
         return [_row_clip(root, path, reader.line_num, row, width) for row in reader]
 
 
-def read_fsc(root: Path) -> Corpus:
+def read_fsc(root: Path, unseen: str = "refuse") -> Corpus:
     """Load an FSC-format dataset (the real one or our synthetic one)."""
     root = require_root(root)
     splits = {split: read_split(root, split) for split in SPLITS}
-    return make_corpus(root, splits, {s: csv_path(root, s) for s in SPLITS})
+    return make_corpus(root, splits, {s: csv_path(root, s) for s in SPLITS}, unseen)

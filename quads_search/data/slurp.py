@@ -60,8 +60,8 @@ def read_split(root: Path, split: str) -> list[Clip]:
     return clips
 
 
-def read_slurp(root: Path) -> Corpus:
+def read_slurp(root: Path, unseen: str = "refuse") -> Corpus:
     """Load SLURP's real recordings; `devel` becomes the valid split."""
     root = require_root(root)
     splits = {split: read_split(root, split) for split in FILES}
-    return make_corpus(root, splits, {s: jsonl_path(root, s) for s in FILES})
+    return make_corpus(root, splits, {s: jsonl_path(root, s) for s in FILES}, unseen)

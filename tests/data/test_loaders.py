@@ -70,6 +70,15 @@ def test_fsc_intent_missing_from_train_is_refused_with_counts(fsc_root: Path) ->
         "move such clips into train or drop them")
 
 
+def test_unseen_intents_can_be_dropped_with_a_count(fsc_root: Path) -> None:
+    test = fsc_root / "data" / "test_data.csv"
+    _edit_line(test, 4, lambda line: line.replace(",none", ",kitchen"))
+    with pytest.warns(UserWarning, match=r"dropped 1 of 8 test clips \(test_data.csv\) whose intent no train clip"):
+        corpus = read_fsc(fsc_root, "drop")
+    assert len(corpus.splits["test"]) == 7 and len(corpus.intents) == 4
+    assert all(c.intent in corpus.intents for c in corpus.splits["test"])
+
+
 def test_missing_root_and_empty_split(fsc_root: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match=f"{tmp_path / 'nope'}: dataset root does not exist"):
         read_fsc(tmp_path / "nope")
