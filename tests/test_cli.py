@@ -1,9 +1,12 @@
-"""The CLI contract: six subcommands, one-line user errors with exit code 2, no Ray for bad YAML."""
+"""The CLI contract: eight subcommands, one-line user errors with exit code 2, no Ray for bad YAML."""
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from quads_search.cli import main
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 
@@ -13,15 +16,17 @@ def cli(*args, cwd=None):
                           cwd=cwd, timeout=120)
 
 
-COMMANDS = ("run", "train", "pareto", "profile", "data", "evaluate", "whisper")
+COMMANDS = ("run", "train", "pareto", "profile", "data", "evaluate", "whisper", "sensitivity")
 
 
-def test_help_lists_every_subcommand():
-    out = cli("--help")
+def test_help_lists_every_subcommand(capsys):
+    out = cli("--help")  # the installed entry point, once
     assert out.returncode == 0
     for command in COMMANDS:
         assert command in out.stdout
-        assert cli(command, "--help").returncode == 0
+        with pytest.raises(SystemExit) as exit_:  # each subcommand's help in this process: imports paid once
+            main([command, "--help"])
+        assert exit_.value.code == 0 and f"quads-search {command}" in capsys.readouterr().out
 
 
 def test_bad_yaml_exits_2_with_all_errors_and_never_starts_ray(tmp_path):

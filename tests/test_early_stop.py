@@ -132,7 +132,7 @@ def problems(*overrides):
 
 def test_warm_start_and_early_stop_settings_are_validated_with_their_keys():
     assert "search.warm_start" in problems("search.warm_start=always")
-    assert "seeded trials do not fit in num_samples=12" in problems("search.warm_start=sensitivity", "search.seeds=9")
+    assert "seeded trials do not fit in num_samples=14" in problems("search.warm_start=sensitivity", "search.seeds=11")
     assert "search.seeds" in problems("search.seeds=0")
     message = problems("search.early_stop={after_stage: 0, margin: 1.5, grace: 0}")
     assert all(k in message for k in ("early_stop.after_stage", "early_stop.margin", "early_stop.grace"))
@@ -143,4 +143,5 @@ def test_warm_start_and_early_stop_settings_are_validated_with_their_keys():
     assert "no bits.* parameter" in problems("search.warm_start=sensitivity", "space={training.alpha: {uniform: [0, 1]}}")
     config = load_sweep(SPACE, ["search.warm_start=sensitivity", "search.early_stop={after_stage: 3, margin: 0, grace: 1}"])
     assert config.search.early_stop == EarlyStopConfig(3, 0.0, 1) and config.search.seeds == 4
-    assert load_sweep(SPACE).search.early_stop is None and load_sweep(SPACE).search.warm_start == "none"
+    assert load_sweep(SPACE).search.early_stop is None and load_sweep(SPACE).search.warm_start == "sensitivity"
+    assert load_sweep(SPACE, smoke=True).search.warm_start == "none"

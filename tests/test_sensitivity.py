@@ -201,4 +201,8 @@ def test_the_frontier_is_non_dominated_and_smallest_first():
 
 def test_budgets_spread_strictly_inside_the_range():
     groups = {"a": [Option(2, 100, 1.0), Option(8, 400, 0.0)], "b": [Option(1, 50, 1.0), Option(4, 200, 0.0)]}
-    assert spread_budgets(groups, 1000, 4) == [1000 + 150 + 450 * i // 5 for i in range(1, 5)]
+    budgets = spread_budgets(groups, 1000, 4)  # smallest allocation 1150 bytes, largest 1600
+    ratios = [b / a for a, b in itertools.pairwise([1150, *budgets, 1600])]
+    assert len(budgets) == 4 and all(r > 1 for r in ratios)
+    assert max(ratios) - min(ratios) < 0.002  # geometric: one ratio between neighbours
+    assert budgets[1] - budgets[0] < budgets[3] - budgets[2]

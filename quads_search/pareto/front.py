@@ -137,7 +137,8 @@ def _read_experiment(directory: Path, warn) -> pd.DataFrame:
     if "experiment" not in frame or frame["experiment"].isna().all():
         frame["experiment"] = directory.name
     # A relative model path (a results snapshot that moved, e.g. docs/bench-results/) is the experiment's.
-    frame["model_path"] = [p if p is None or Path(p).is_absolute() else str(directory / p) for p in frame["model_path"]]
+    frame["model_path"] = [str(directory / p) if isinstance(p, str) and not Path(p).is_absolute() else p
+                           for p in frame["model_path"]]
     return frame
 
 

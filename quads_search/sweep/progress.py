@@ -15,6 +15,7 @@ from typing import Callable
 from ray import tune
 
 from quads_search.results import TrialTable, trial_row
+from quads_search.sweep.space import REFERENCE_BITS_KEY
 from quads_search.sweep.stopping import was_stopped
 
 
@@ -71,7 +72,12 @@ class TrialRecorder(tune.Callback):
 
     @staticmethod
     def _params(config: dict) -> str:
-        return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+        """The trial's parameters; a reference trial's uniform width replaces its `bits.*` placeholders."""
+        uniform = config.get(REFERENCE_BITS_KEY)
+        shown = {k: v for k, v in config.items()
+                 if uniform is None or not (k.startswith("bits.") or k in (REFERENCE_BITS_KEY, "trial_kind"))}
+        text = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+        return text if uniform is None else f"reference: every tensor at {uniform} bits, {text}"
 
 
 def _error_text(trial) -> str:
