@@ -4,7 +4,7 @@ Run from the repository root:
     python -m bench.sweep_overhead [--smoke] [--trials N] [--cache-dir DIR]   (CPU)
 
 The shipped default space (`--smoke`: its smoke settings), caches built before any timing,
-sampled by a seeded random sampler with no reference trials: the same N trials run
+sampled by a seeded random sampler, no reference or seeded trials: the same N trials run
   (a) one after another in this process through `run_quads` (the data prepared once, as a
       worker keeps it), and
   (b) as a Ray Tune sweep with 1 trial at a time, then with 2 (Ray's start-up inside, as a
@@ -49,7 +49,7 @@ def in_process(config, params: list[dict], out: Path) -> float:
 
 def with_ray(config, count: int, concurrent: int, out: Path) -> tuple[float, pd.DataFrame]:
     search = dataclasses.replace(config.search, sampler="random", num_samples=count, max_concurrent=concurrent,
-                                 references=[])
+                                 references=[], warm_start="none")  # exactly the sampled trials, nothing enqueued
     start = time.perf_counter()
     outcome = run_sweep(dataclasses.replace(config, search=search), out, log=quiet)
     return time.perf_counter() - start, pd.read_parquet(outcome.experiment_dir / "trials.parquet")

@@ -28,7 +28,7 @@ def write(tmp_path: Path, mutate) -> Path:
 def test_shipped_space_loads_and_round_trips():
     config = load_sweep_config(SPACE)
     assert config.name == "mixed_precision"
-    assert config.space["training.alpha"].uniform == [0.0, 0.05]
+    assert config.space["training.alpha"].uniform == [0.0, 0.03]
     assert build(SweepConfig, to_dict(config), "round trip") == config
 
 
