@@ -6,10 +6,11 @@ Run from the repository root:
 The shipped default space (`--smoke`: its smoke settings), caches built before any timing,
 sampled by a seeded random sampler, no reference or seeded trials: the same N trials run
   (a) one after another in this process through `run_quads` (the data prepared once, as a
-      worker keeps it), and
+      worker keeps it; torch limited to `cpus_per_trial` threads, as Ray limits a trial), and
   (b) as a Ray Tune sweep with 1 trial at a time, then with 2 (Ray's start-up inside, as a
       user pays it; measured on its own too).
-Per-trial overhead = (sweep - Ray start-up - in-process) / N, at one trial at a time.
+Per-trial overhead = (sweep - Ray start-up - in-process) / N, at one trial at a time; beside
+it, Ray's time outside the trials' own reported time, (sweep - start-up - sum of trial time) / N.
 The sweep's trial rows give each phase of a trial (shared data, build, stages, checkpoint,
 finish). Prints one JSON object.
 """
@@ -27,6 +28,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is
 
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
 from bench.common import quiet, space_config  # noqa: E402
 from quads_search.core.run import prepare, run_quads  # noqa: E402
@@ -40,11 +42,17 @@ def sampled_params(config, count: int) -> list[dict]:
 
 
 def in_process(config, params: list[dict], out: Path) -> float:
+    """The trials one after another here, with the threads a Ray trial gets (`cpus_per_trial`)."""
     prepared = prepare(config.run_config(), log=quiet)
-    start = time.perf_counter()
-    for i, p in enumerate(params):
-        run_quads(apply_params(config.run_config(), p), out / str(i), log=quiet, prepared=prepared)
-    return time.perf_counter() - start
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.search.cpus_per_trial)
+    try:
+        start = time.perf_counter()
+        for i, p in enumerate(params):
+            run_quads(apply_params(config.run_config(), p), out / str(i), log=quiet, prepared=prepared)
+        return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
 
 
 def with_ray(config, count: int, concurrent: int, out: Path) -> tuple[float, pd.DataFrame]:
@@ -89,10 +97,13 @@ def main() -> None:
         one, rows_one = with_ray(config, args.trials, 1, tmp / "ray1")
         two, _ = with_ray(config, args.trials, 2, tmp / "ray2")
     per_trial = (one - startup - local) / args.trials
+    outside = (one - startup - float(rows_one["time_total_s"].sum())) / args.trials  # Ray's own share
     print(json.dumps({
         "settings": "smoke" if args.smoke else "default", "trials": args.trials,
         "in_process_s": round(local, 1), "ray_startup_s": round(startup, 1), "ray_1_concurrent_s": round(one, 1),
         "ray_2_concurrent_s": round(two, 1), "ray_overhead_per_trial_s": round(per_trial, 2),
+        "ray_time_outside_trials_per_trial_s": round(outside, 2),
+        "ray_2_throughput_vs_in_process": round(local / two, 3),
         "ray_throughput_vs_in_process": round(local / (one - startup), 3),
         "ray_throughput_vs_in_process_startup_included": round(local / one, 3),
         "trial_phases_median_s": phases(rows_one),
