@@ -134,7 +134,9 @@ def test_gamma_acts_through_l_centroid_only_where_latent_weights_leave_the_grid(
 def test_authors_preset_clusters_exactly_once(smoke_config):
     authors = SCHEDULE_PRESETS["authors"]()  # its stages and cluster flags, one epoch at most each
     stages = [dataclasses.asdict(dataclasses.replace(s, epochs=min(s.epochs, 1))) for s in authors]
-    run = _run(smoke_config.run_config(), {"bits.default": 2, "training.loss": "authors", "training.schedule": stages})
+    # the authors' update too (`mean`: labels fixed once fitted; `ste` re-assigns them every step)
+    run = _run(smoke_config.run_config(), {"bits.default": 2, "training.loss": "authors", "training.schedule": stages,
+                                           "quantization.kmeans_update": "mean"})
     fit, fitted = run.quantizer.fit, []
 
     def recorded():
