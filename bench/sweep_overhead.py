@@ -45,7 +45,7 @@ def in_process(config, params: list[dict], out: Path) -> float:
     """The trials one after another here, with the threads a Ray trial gets (`cpus_per_trial`)."""
     prepared = prepare(config.run_config(), log=quiet)
     threads = torch.get_num_threads()
-    torch.set_num_threads(config.search.cpus_per_trial)
+    torch.set_num_threads(max(1, int(config.search.cpus_per_trial)))  # a float in the config (e.g. 0.5)
     try:
         start = time.perf_counter()
         for i, p in enumerate(params):
