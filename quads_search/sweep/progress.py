@@ -14,7 +14,7 @@ from typing import Callable
 
 from ray import tune
 
-from quads_search.results import TrialTable, trial_row
+from quads_search.results import KIND_KEY, TrialTable, trial_row
 from quads_search.sweep.space import REFERENCE_BITS_KEY
 from quads_search.sweep.stopping import was_stopped
 
@@ -75,7 +75,7 @@ class TrialRecorder(tune.Callback):
         """The trial's parameters; a reference trial's uniform width replaces its `bits.*` placeholders."""
         uniform = config.get(REFERENCE_BITS_KEY)
         shown = {k: v for k, v in config.items()
-                 if uniform is None or not (k.startswith("bits.") or k in (REFERENCE_BITS_KEY, "trial_kind"))}
+                 if uniform is None or not (k.startswith("bits.") or k in (REFERENCE_BITS_KEY, KIND_KEY))}
         text = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
         return text if uniform is None else f"reference: every tensor at {uniform} bits, {text}"
 
