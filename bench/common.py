@@ -49,21 +49,22 @@ def _one_thread() -> None:
 
 
 def run_in_processes(calls: list[tuple[Callable, tuple]], workers: int, desc: str) -> list[Any]:
-    """`function(*args)` for every call in `workers` spawned one-thread processes, with a progress bar.
+    """`function(*args)` for every call in `workers` spawned one-thread processes, with a progress
+    bar; the results in the order of `calls`.
 
     On the first failure the calls not yet started are cancelled and every finished result is
     printed to stderr as JSON before the error propagates: a long bench loses nothing.
     """
     context = multiprocessing.get_context("spawn")
-    results = []
+    results: dict[int, Any] = {}
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        futures = [pool.submit(function, *args) for function, args in calls]
+        futures = {pool.submit(function, *args): index for index, (function, args) in enumerate(calls)}
         try:
             for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc=desc,
                                file=sys.stderr):
-                results.append(future.result())
+                results[futures[future]] = future.result()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
-            print(json.dumps({"finished_before_the_failure": results}), file=sys.stderr)
+            print(json.dumps({"finished_before_the_failure": list(results.values())}), file=sys.stderr)
             raise
-    return results
+    return [results[index] for index in range(len(calls))]

@@ -8,6 +8,9 @@ Run from the repository root:
 The shipped default space (search_spaces/mixed_precision.yaml, `--quick`: its smoke settings)
 with its trial budget; every study asks and tells Optuna in-process, one trial at a time, the
 same reference trials first, data prepared once per worker: the search is measured, not Ray.
+The reference trials are the same in every study, so they are trained once (as many at a time
+as studies) and each study replays them: their rows, their stage scores for the early-stop
+rule and their measured wall-clock and CPU seconds, charged to the study's clocks.
   tpe                 the space's TPE sampler
   tpe+seeded          the sensitivity-budgeted allocations (`search.warm_start: sensitivity`)
                       enqueued after the references; the clock starts at the sensitivity's cost
@@ -73,6 +76,7 @@ class Study:
     start_s: float  # the clock at the first trial: the sensitivity's cost for seeded searches
     start_cpu_s: float  # the same in CPU seconds of this process
     rule: EarlyStopConfig | None
+    references: tuple[dict, ...]  # the reference trials, measured once (`measure_reference`), in order
 
 
 def run_study(config: SweepConfig, study_spec: Study) -> dict:
@@ -88,7 +92,12 @@ def run_study(config: SweepConfig, study_spec: Study) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(study_spec.trials):
             trial = study.ask(space)
-            row = run_trial(config, prepared, trial, study_spec.rule, scores, Path(tmp) / str(trial.number))
+            if trial.user_attrs.get("kind") == "reference":  # enqueued first: numbers 0..n-1
+                row, wall_s, cpu_s = replay(study_spec.references[trial.number], trial.number, study_spec.rule,
+                                            scores)
+                start, cpu = start - wall_s, cpu - cpu_s  # charged to this study's clocks as if run here
+            else:
+                row = run_trial(config, prepared, trial, study_spec.rule, scores, Path(tmp) / str(trial.number))
             expressible = trial.user_attrs.get("expressible", True)
             if row["status"] == "finished" and expressible:
                 study.tell(trial, [row["valid_accuracy"], row["size_mb"]])
@@ -124,6 +133,39 @@ def run_trial(config: SweepConfig, prepared: Prepared, trial: optuna.trial.Trial
     except NonFiniteLoss:
         return {**row, "status": "failed"}
     return {**row, "status": "finished", "valid_accuracy": metrics["valid_accuracy"], "size_mb": metrics["size_mb"]}
+
+
+def measure_reference(config: SweepConfig, item: Enqueued) -> dict:
+    """A reference trial run once, stage by stage: its row, validation accuracy after each stage,
+    planned size and measured wall-clock and CPU seconds (the studies replay it)."""
+    params = {**item.params, **{k: v for k, v in item.attrs.items() if k == REFERENCE_BITS_KEY}}
+    prepared = prepare(config.run_config(), log=quiet)
+    run_config = apply_params(config.run_config(), params)
+    row = {"kind": "reference", "valid_accuracy": None, "size_mb": None, "status": "failed"}
+    stage_valid = []
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        run = QuadsRun(run_config, prepared, quiet)
+        for index in range(len(run.stages)):
+            stage_valid.append(run.run_stage(index)["valid_accuracy"])
+        with tempfile.TemporaryDirectory() as tmp:
+            metrics = run.finish(Path(tmp))
+        row.update(status="finished", valid_accuracy=metrics["valid_accuracy"], size_mb=metrics["size_mb"])
+    except NonFiniteLoss:
+        pass
+    return {"row": row, "stage_valid": stage_valid, "wall_s": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu,
+            "planned_size_mb": planned_size_mb(run_config, len(prepared.data.intents))}
+
+
+def replay(reference: dict, number: int, rule: EarlyStopConfig | None,
+           scores: list[StageScore]) -> tuple[dict, float, float]:
+    """A measured reference trial as this study's trial `number`: its row and its (wall, CPU) seconds.
+    Its stage-K score joins the early-stop rule's history as a run would add it (references are never stopped)."""
+    if rule is not None and len(reference["stage_valid"]) >= rule.after_stage:
+        scores.append(StageScore(str(number), reference["planned_size_mb"],
+                                 reference["stage_valid"][rule.after_stage - 1]))
+    return {"number": number, **reference["row"]}, reference["wall_s"], reference["cpu_s"]
 
 
 # -- sensitivity against measured damage --------------------------------------------------------
@@ -253,14 +295,18 @@ def measure_all(args: argparse.Namespace, config: SweepConfig) -> tuple[dict, li
     seeded, (seconds, cpu) = tuple(seeded_trials(config, plan)), sensitivity_seconds(config, prepared)
     rule = early_stop_rule(args, config)
     trials = args.trials or config.search.num_samples
+    references = tuple(run_in_processes([(measure_reference, (config, item)) for item in reference_trials(config)],
+                                        args.workers, "reference trials"))
     specs = [Study(search, seed, trials, *((seeded, seconds, cpu) if "seeded" in search else ((), 0.0, 0.0)),
-                   rule if "early-stop" in search else None) for seed in range(args.seeds) for search in SEARCHES]
+                   rule if "early-stop" in search else None, references)
+             for seed in range(args.seeds) for search in SEARCHES]
     studies = run_in_processes([(run_study, (config, spec)) for spec in specs], args.workers, "studies")
     drops = ptq_drops(config, prepared, plan)
     check = {"groups": drops, "spearman_omega_vs_valid_drop": spearman([d["omega"] for d in drops],
                                                                        [d["valid_drop"] for d in drops])}
     settings = {"quick": args.quick, "trials": trials, "seeds": args.seeds, "budgets": args.budgets,
                 "seeded_trials": len(seeded), "sensitivity_s": round(seconds, 2), "sensitivity_cpu_s": round(cpu, 2),
+                "reference_trials_s": [round(r["wall_s"], 2) for r in references],
                 "early_stop": dataclasses.asdict(rule),
                 "workers": args.workers, "threads_per_study": 1,
                 "reference_point": [0.0, 1.1 * prepared.references["student_fp32_size_mb"]],

@@ -67,7 +67,8 @@ def ray_startup() -> float:
     import ray
 
     start = time.perf_counter()
-    ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
+    ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+             configure_logging=False)
     ray.shutdown()
     return time.perf_counter() - start
 

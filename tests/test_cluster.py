@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -103,3 +104,23 @@ def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(smoke_cache, prepared, cl
     trials = pd.read_parquet(tmp_path / "shared-results" / "mixed_precision" / "trials.parquet")
     assert len(trials) == 2 and (trials["status"] == "finished").all()
     assert trials["node_id"].nunique() == 2
+
+
+LOCAL_PROBE = """
+import ray
+from quads_search.sweep.driver import start_ray
+start_ray(None, lambda message: None)
+print(ray.get_runtime_context().gcs_address)
+ray.shutdown()
+"""
+
+
+def test_a_local_sweep_starts_its_own_ray_beside_a_running_cluster(cluster):
+    # The Cluster helper records its head as this machine's latest Ray (as `ray start` does): a bare
+    # ray.init() would join it, and the other cluster's shutdown would then kill the sweep's trials.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    out = subprocess.run([sys.executable, "-c", LOCAL_PROBE], capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    own = out.stdout.strip().splitlines()[-1]
+    assert own.startswith("127.0.0.1:") and own != cluster

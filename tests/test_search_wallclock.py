@@ -3,7 +3,9 @@ paired by seed, the median with searches that never get there, rank correlation.
 import numpy as np
 import pytest
 
-from bench.search_wallclock import analyse, hypervolume_curve, median_or_none, spearman, time_to_reach
+from bench.search_wallclock import analyse, hypervolume_curve, median_or_none, replay, spearman, time_to_reach
+from quads_search.config.schema import EarlyStopConfig
+from quads_search.sweep.stopping import StageScore
 
 REFERENCE = [0.0, 2.0]  # 0 accuracy, 2 MiB
 
@@ -52,3 +54,16 @@ def test_each_search_is_timed_to_plain_tpes_final_hypervolume_of_the_same_seed()
     assert result["tpe+early-stop"]["wall_s_total"]["mean"] == pytest.approx((16 + 9) / 2)
     assert "tpe+seeded+early-stop" not in result
     assert result["tpe"]["final_hypervolume"]["mean"] == pytest.approx(1.0 * (0.6 + 0.4) / 2)
+
+
+def test_a_replayed_reference_costs_its_measured_seconds_and_joins_the_early_stop_history():
+    measured = {"row": {"kind": "reference", "status": "finished", "valid_accuracy": 0.5, "size_mb": 1.0},
+                "stage_valid": [0.2, 0.4, 0.45, 0.5], "wall_s": 80.0, "cpu_s": 79.0, "planned_size_mb": 1.1}
+    scores = []
+    row, wall_s, cpu_s = replay(measured, 3, EarlyStopConfig(after_stage=2, margin=0.05, grace=3), scores)
+    assert row == {"number": 3, "kind": "reference", "status": "finished", "valid_accuracy": 0.5, "size_mb": 1.0}
+    assert (wall_s, cpu_s) == (80.0, 79.0)
+    assert scores == [StageScore("3", 1.1, 0.4)]  # the score after stage 2, as a run would have reported it
+    replay(measured, 0, None, scores)  # no rule: no history
+    replay({**measured, "stage_valid": [0.2]}, 1, EarlyStopConfig(after_stage=2, margin=0.05, grace=3), scores)
+    assert len(scores) == 1  # failed before stage 2: nothing to report

@@ -40,11 +40,16 @@ def dashboard_warning(host: str) -> str | None:
 
 
 def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> None:
-    """Join `address`, or start a local Ray whose every process stays on 127.0.0.1.
+    """Join `address` (else RAY_ADDRESS, as Ray's own tools read it), or start a local Ray of this
+    sweep's own whose every process stays on 127.0.0.1.
 
-    The dashboard binds to `dashboard_host` (loopback unless asked otherwise): Ray's Jobs API
-    behind it runs arbitrary code, so binding it wider is warned about.
+    A bare `ray.init()` would instead join the cluster that `ray start` (or Ray's Cluster
+    helper) last started on this machine, so that another job's shutdown kills the sweep's
+    trials; `address="local"` always starts a new one. The dashboard binds to `dashboard_host`
+    (loopback unless asked otherwise): Ray's Jobs API behind it runs arbitrary code, so
+    binding it wider is warned about.
     """
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=False)
         log(f"joined the Ray cluster at {address}; its dashboard shows the trials")
@@ -57,8 +62,8 @@ def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> No
     warning = dashboard_warning(dashboard_host)
     if warning:
         log(warning)
-    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, log_to_driver=False,
-                       configure_logging=False)
+    context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host,
+                       log_to_driver=False, configure_logging=False)
     url = context.dashboard_url or "(dashboard unavailable)"
     log(f"Ray dashboard: http://{url}  (sign in with the token from `ray get-auth-token`)")
 
