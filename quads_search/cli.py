@@ -11,16 +11,20 @@ import sys
 
 from quads_search.errors import UserError
 
-# subcommand -> module that defines `add_parser(subparsers)`; each sets `func` on its parser.
+# subcommand -> (module that defines `add_parser(subparsers, summary)`, summary); each sets `func` on its
+# parser. Only the chosen subcommand's module is imported: the others would load torch, Ray and
+# transformers for nothing (`quads-search --help` imports none of them).
 SUBCOMMANDS = {
-    "run": "quads_search.commands.run",
-    "train": "quads_search.commands.train",
-    "pareto": "quads_search.commands.pareto",
-    "profile": "quads_search.commands.profile",
-    "data": "quads_search.commands.data",
-    "evaluate": "quads_search.commands.evaluate",
-    "whisper": "quads_search.commands.whisper",
-    "sensitivity": "quads_search.commands.sensitivity",
+    "run": ("quads_search.commands.run", "run a sweep (Ray Tune + Optuna) over a search-space YAML"),
+    "train": ("quads_search.commands.train", "train one configuration end to end (no search)"),
+    "pareto": ("quads_search.commands.pareto", "select models on accuracy against size and GMACs"),
+    "profile": ("quads_search.commands.profile", "cost of a student (meta device: no memory, no training)"),
+    "data": ("quads_search.commands.data", "synthesise a corpus or summarise a dataset"),
+    "evaluate": ("quads_search.commands.evaluate",
+                 "evaluate a packed model (default: on the dataset it was trained on)"),
+    "whisper": ("quads_search.commands.whisper", "pretrained Whisper from faster-whisper (CTranslate2) models"),
+    "sensitivity": ("quads_search.commands.sensitivity",
+                    "Hessian-trace sensitivity of each bit group and budgeted allocations (cached)"),
 }
 
 
@@ -31,19 +35,24 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for `argv`: every subcommand listed, only the one `argv` names given its arguments."""
     parser = _Parser(prog="quads-search", description="Search QUADS (distillation interleaved with low-bit "
                      "quantization) of Whisper SLU students with Ray Tune and Optuna; pick models on the Pareto front.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for module in SUBCOMMANDS.values():
-        importlib.import_module(module).add_parser(sub)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (module, summary) in SUBCOMMANDS.items():
+        if name == chosen:
+            importlib.import_module(module).add_parser(sub, summary)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args) or 0
     except UserError as exc:

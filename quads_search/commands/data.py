@@ -14,8 +14,8 @@ from quads_search.data.synth import MARKER, SIZES, synthesize_corpus
 from quads_search.errors import UserError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="synthesise a corpus or summarise a dataset")
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    parser = subparsers.add_parser("data", help=summary)
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     synth = sub.add_parser("synth", help="write a synthetic FSC-format corpus (eSpeak NG voices)")
     synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")

@@ -8,9 +8,8 @@ from pathlib import Path
 from quads_search.errors import UserError
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="evaluate a packed model (default: on the dataset it was trained on)",
-                              description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    p = subparsers.add_parser("evaluate", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("model", type=Path, help="packed model file (model.safetensors from train, run or pareto --export)")
     p.add_argument("--kind", choices=["synthetic", "fsc", "slurp"], help="dataset kind (default: the model's)")
     p.add_argument("--root", help="dataset root (default: the model's)")

@@ -37,9 +37,8 @@ TABLE_COLUMNS = ["trial_id", "experiment", "kind", "valid_accuracy", "accuracy",
 RATIO_COLUMNS = ["size_x_teacher", "size_x_student_fp32", "gmacs_x_teacher", "gmacs_x_student_fp32"]
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("pareto", help="select models on accuracy against size and GMACs",
-                              description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    p = subparsers.add_parser("pareto", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("results", type=Path, help="a results directory (all experiments in it) or one experiment")
     p.add_argument("--objectives", default=",".join(f"{m}:{d}" for m, d in DEFAULT_OBJECTIVES),
                    help="metric:max|min,... (default valid_accuracy:max,size_mb:min,gmacs:min; a constant "

@@ -14,9 +14,8 @@ from quads_search.metrics import COST_NAMES, format_metrics
 from quads_search.quant.bits import VALID_BITS
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("profile", help="cost of a student (meta device: no memory, no training)",
-                              description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    p = subparsers.add_parser("profile", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True,
                    help="a preset (whisper-tiny|base|small|medium|large), a pretrained id or directory, "
                         "or a packed model file")
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     frames = round(args.seconds * 100)
     if Path(args.student).is_file():
-        from quads_search.core.export import read_packed_metadata
+        from quads_search.core.packed_header import read_packed_metadata
 
         meta = read_packed_metadata(Path(args.student))
         arch, num_classes = dict(meta["arch"], max_source_positions=frames // 2), meta["num_classes"]

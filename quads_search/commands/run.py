@@ -14,9 +14,8 @@ from pathlib import Path
 from quads_search.sweep.space import load_sweep
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("run", help="run a sweep (Ray Tune + Optuna) over a search-space YAML",
-                              description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    p = subparsers.add_parser("run", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("space", type=Path, help="search-space YAML (see search_spaces/)")
     p.add_argument("--results-dir", type=Path, default=Path("results"),
                    help="where <name>/trials.parquet and Ray Tune's state go (default: results)")

@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from quads_search.sweep.seeding import Plan
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("sensitivity", help="Hessian-trace sensitivity of each bit group and "
-                              "budgeted allocations (cached)", description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    p = subparsers.add_parser("sensitivity", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("space", type=Path, help="search-space YAML; its bits.* parameters are the groups")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted config key (repeatable), typed as YAML; search.seeds sets the budgets")

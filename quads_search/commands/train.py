@@ -10,9 +10,8 @@ from quads_search.metrics import format_metrics
 from quads_search.sweep.space import load_sweep
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train one configuration end to end (no search)",
-                              description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    p = subparsers.add_parser("train", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("space", type=Path, help="search-space YAML; its base values are trained, `space` is ignored")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted config key (repeatable), typed as YAML")

@@ -9,9 +9,8 @@ from quads_search.cache import built_dir
 from quads_search.errors import UserError
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("whisper", help="pretrained Whisper from faster-whisper (CTranslate2) models",
-                                   description=__doc__.splitlines()[0])
+def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    parser = subparsers.add_parser("whisper", help=summary, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="whisper_command", required=True, metavar="ACTION")
     convert = sub.add_parser("convert", help="write a faster-whisper model as a Hugging Face Whisper directory",
                              description="Convert exactly (weights, tokenizer, generation settings); "

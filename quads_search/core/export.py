@@ -21,11 +21,11 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from quads_search.core.models import SLUModel, model_from_arch
+from quads_search.core.packed_header import FORMAT, packed_header
 from quads_search.errors import UserError
 from quads_search.quant import Quantizer
 from quads_search.quant.packed import LEVEL_PARAMS, PackedTensor
 
-FORMAT = "quads-search/packed-model/2"
 REGENERATED = "embed_positions.weight"
 
 
@@ -68,14 +68,10 @@ def read_packed(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     Load it with `model.load_state_dict(state, strict=False)` into a freshly built model:
     the only missing keys are the regenerated `embed_positions`.
     """
-    if not Path(path).is_file():
-        raise UserError(f"{path}: no such file")
+    header = packed_header(path)
+    specs = json.loads(header["tensors"])
     try:
         with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            if header.get("format") != FORMAT:
-                raise UserError(f"{path}: not a quads-search packed model (format {header.get('format')!r})")
-            specs = json.loads(header["tensors"])
             state = {name: _read_tensor(f, name, spec) for name, spec in specs.items()}
     except SafetensorError as exc:
         raise UserError(f"{path}: unreadable safetensors file: {exc}") from None
@@ -89,20 +85,6 @@ def _read_tensor(f: Any, name: str, spec: dict[str, Any]) -> Tensor:
     params = {key: f.get_tensor(f"{name}.{key}") for key in LEVEL_PARAMS[method]}
     item = PackedTensor(method, spec["bits"], tuple(spec["shape"]), f.get_tensor(f"{name}.idx"), params)
     return item.dequantize()
-
-
-def read_packed_metadata(path: str | Path) -> dict[str, Any]:
-    """The caller's metadata of a packed file, without reading any tensor."""
-    if not Path(path).is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-    except SafetensorError as exc:
-        raise UserError(f"{path}: unreadable safetensors file: {exc}") from None
-    if header.get("format") != FORMAT:
-        raise UserError(f"{path}: not a quads-search packed model (format {header.get('format')!r})")
-    return json.loads(header["metadata"])
 
 
 def save_model(model: SLUModel, quantizer: Quantizer | None, path: Path, *, config: dict, intents: list[str],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quads_search.core.export import read_packed_metadata
+from quads_search.core.packed_header import read_packed_metadata
 from quads_search.errors import UserError
 from quads_search.pareto.table import REFERENCE_ROLES
 

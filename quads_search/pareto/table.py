@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from quads_search.core.export import read_packed_metadata
-from quads_search.quant import readable_name
+from quads_search.core.packed_header import read_packed_metadata
+from quads_search.tensor_names import readable_name
 from quads_search.results import REFERENCES_FILE
 
 REFERENCE_ROLES = {"teacher": "teacher", "student_fp32": "fp32 student"}

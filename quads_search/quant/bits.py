@@ -7,15 +7,10 @@ from collections.abc import Iterable
 from torch import nn
 
 from quads_search.errors import UserError
+from quads_search.tensor_names import readable_name
 
 VALID_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 QUANTIZED_BITS = range(1, 9)  # 16 = fp16 storage, 32 = left as is
-
-
-def readable_name(param_name: str) -> str:
-    """`encoder.layers.0.fc1.weight` -> `layers.0.fc1`: the name users write in `quantization.bits`."""
-    name = param_name.removeprefix("encoder.")
-    return name.removesuffix(".weight")
 
 
 def quantizable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
