@@ -62,9 +62,6 @@ def prepared(smoke_config):
 
 
 def run_cli(*args, timeout=600, env: dict | None = None):
-    import subprocess
-    import sys
-
     return subprocess.run([sys.executable, "-m", "quads_search.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=None if env is None else {**os.environ, **env})
 
