@@ -104,3 +104,17 @@ def test_config_is_the_bottom_layer():
     for name in MODULES:
         if name.startswith("quads_search.config"):
             assert not [m for m in reachable(name) if m.startswith(upper)], name
+
+
+def test_help_and_pareto_load_neither_torch_nor_ray():
+    # `quads-search --help` and `pareto` start in well under a second: they must not import the
+    # training stack (torch alone takes ~2 s, with transformers ~6 s).
+    import subprocess
+    import sys
+
+    probe = ("import sys; from quads_search.cli import build_parser; build_parser(['pareto']); "
+             "import quads_search.pareto.plots, quads_search.pareto.cards; "
+             "print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
