@@ -1,20 +1,17 @@
-"""`quads-search data synth|info` through the subcommand's own parser."""
+"""`quads-search data synth|info` through the CLI's parser, in this process."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from quads_search.commands.data import add_parser
+from quads_search.cli import build_parser
 from quads_search.errors import UserError
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     return args.func(args)
 
 
