@@ -97,7 +97,9 @@ def run_study(config: SweepConfig, study_spec: Study) -> dict:
                                             scores)
                 start, cpu = start - wall_s, cpu - cpu_s  # charged to this study's clocks as if run here
             else:
-                row = run_trial(config, prepared, trial, study_spec.rule, scores, Path(tmp) / str(trial.number))
+                row = run_trial(config, prepared, trial.number, trial.user_attrs.get("kind", "searched"),
+                                trial_params(trial.params, trial.user_attrs), study_spec.rule, scores,
+                                Path(tmp) / str(trial.number))
             expressible = trial.user_attrs.get("expressible", True)
             if row["status"] == "finished" and expressible:
                 study.tell(trial, [row["valid_accuracy"], row["size_mb"]])
@@ -109,22 +111,25 @@ def run_study(config: SweepConfig, study_spec: Study) -> dict:
     return {"search": study_spec.search, "seed": study_spec.seed, "start_s": study_spec.start_s, "trials": rows}
 
 
-def run_trial(config: SweepConfig, prepared: Prepared, trial: optuna.trial.Trial, rule: EarlyStopConfig | None,
-              scores: list[StageScore], out: Path) -> dict:
-    """One QUADS run, stage by stage; after stage K the early-stop rule against the earlier trials' scores."""
-    kind = trial.user_attrs.get("kind", "searched")
-    params = dict(trial.params)
-    if REFERENCE_BITS_KEY in trial.user_attrs:
-        params[REFERENCE_BITS_KEY] = trial.user_attrs[REFERENCE_BITS_KEY]
+def trial_params(params: dict, attrs: dict) -> dict:
+    """A trial's parameters as `apply_params` takes them: a reference's uniform width rides in its user attrs."""
+    return {**params, **{k: v for k, v in attrs.items() if k == REFERENCE_BITS_KEY}}
+
+
+def run_trial(config: SweepConfig, prepared: Prepared, number: int, kind: str, params: dict,
+              rule: EarlyStopConfig | None, scores: list[StageScore], out: Path) -> dict:
+    """One QUADS run, stage by stage, its validation accuracy after each stage in `stage_valid`; after
+    stage K the early-stop rule against the earlier trials' scores (a reference reports but is never stopped)."""
     run_config = apply_params(config.run_config(), params)
-    row = {"number": trial.number, "kind": kind, "valid_accuracy": None, "size_mb": None}
+    planned = planned_size_mb(run_config, len(prepared.data.intents))
+    row = {"number": number, "kind": kind, "valid_accuracy": None, "size_mb": None, "planned_size_mb": planned,
+           "stage_valid": []}
     try:
         run = QuadsRun(run_config, prepared, quiet)
         for index in range(len(run.stages)):
-            record = run.run_stage(index)
+            row["stage_valid"].append(run.run_stage(index)["valid_accuracy"])
             if rule is not None and index + 1 == rule.after_stage:
-                mine = StageScore(str(trial.number), planned_size_mb(run_config, len(prepared.data.intents)),
-                                  record["valid_accuracy"])
+                mine = StageScore(str(number), planned, row["stage_valid"][-1])
                 witness = dominating_witness(mine, scores, rule) if kind != "reference" else None
                 scores.append(mine)
                 if witness is not None:
@@ -136,36 +141,23 @@ def run_trial(config: SweepConfig, prepared: Prepared, trial: optuna.trial.Trial
 
 
 def measure_reference(config: SweepConfig, item: Enqueued) -> dict:
-    """A reference trial run once, stage by stage: its row, validation accuracy after each stage,
-    planned size and measured wall-clock and CPU seconds (the studies replay it)."""
-    params = {**item.params, **{k: v for k, v in item.attrs.items() if k == REFERENCE_BITS_KEY}}
+    """A reference trial run once: its row (with its stage scores) and its wall-clock and CPU seconds,
+    which every study replays."""
     prepared = prepare(config.run_config(), log=quiet)
-    run_config = apply_params(config.run_config(), params)
-    row = {"kind": "reference", "valid_accuracy": None, "size_mb": None, "status": "failed"}
-    stage_valid = []
     start, cpu = time.perf_counter(), time.process_time()
-    try:
-        run = QuadsRun(run_config, prepared, quiet)
-        for index in range(len(run.stages)):
-            stage_valid.append(run.run_stage(index)["valid_accuracy"])
-        with tempfile.TemporaryDirectory() as tmp:
-            metrics = run.finish(Path(tmp))
-        row.update(status="finished", valid_accuracy=metrics["valid_accuracy"], size_mb=metrics["size_mb"])
-    except NonFiniteLoss:
-        pass
-    return {"row": row, "stage_valid": stage_valid, "wall_s": time.perf_counter() - start,
-            "cpu_s": time.process_time() - cpu,
-            "planned_size_mb": planned_size_mb(run_config, len(prepared.data.intents))}
+    with tempfile.TemporaryDirectory() as tmp:
+        row = run_trial(config, prepared, 0, "reference", trial_params(item.params, item.attrs), None, [], Path(tmp))
+    return {"row": row, "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
 
 
 def replay(reference: dict, number: int, rule: EarlyStopConfig | None,
            scores: list[StageScore]) -> tuple[dict, float, float]:
     """A measured reference trial as this study's trial `number`: its row and its (wall, CPU) seconds.
     Its stage-K score joins the early-stop rule's history as a run would add it (references are never stopped)."""
-    if rule is not None and len(reference["stage_valid"]) >= rule.after_stage:
-        scores.append(StageScore(str(number), reference["planned_size_mb"],
-                                 reference["stage_valid"][rule.after_stage - 1]))
-    return {"number": number, **reference["row"]}, reference["wall_s"], reference["cpu_s"]
+    row = {**reference["row"], "number": number}
+    if rule is not None and len(row["stage_valid"]) >= rule.after_stage:
+        scores.append(StageScore(str(number), row["planned_size_mb"], row["stage_valid"][rule.after_stage - 1]))
+    return row, reference["wall_s"], reference["cpu_s"]
 
 
 # -- sensitivity against measured damage --------------------------------------------------------

@@ -57,13 +57,15 @@ def test_each_search_is_timed_to_plain_tpes_final_hypervolume_of_the_same_seed()
 
 
 def test_a_replayed_reference_costs_its_measured_seconds_and_joins_the_early_stop_history():
-    measured = {"row": {"kind": "reference", "status": "finished", "valid_accuracy": 0.5, "size_mb": 1.0},
-                "stage_valid": [0.2, 0.4, 0.45, 0.5], "wall_s": 80.0, "cpu_s": 79.0, "planned_size_mb": 1.1}
+    measured_row = {"number": 0, "kind": "reference", "status": "finished", "valid_accuracy": 0.5, "size_mb": 1.0,
+                    "planned_size_mb": 1.1, "stage_valid": [0.2, 0.4, 0.45, 0.5]}
+    measured = {"row": measured_row, "wall_s": 80.0, "cpu_s": 79.0}
     scores = []
     row, wall_s, cpu_s = replay(measured, 3, EarlyStopConfig(after_stage=2, margin=0.05, grace=3), scores)
-    assert row == {"number": 3, "kind": "reference", "status": "finished", "valid_accuracy": 0.5, "size_mb": 1.0}
+    assert row == {**measured_row, "number": 3}
     assert (wall_s, cpu_s) == (80.0, 79.0)
     assert scores == [StageScore("3", 1.1, 0.4)]  # the score after stage 2, as a run would have reported it
     replay(measured, 0, None, scores)  # no rule: no history
-    replay({**measured, "stage_valid": [0.2]}, 1, EarlyStopConfig(after_stage=2, margin=0.05, grace=3), scores)
+    failed_early = {**measured, "row": {**measured_row, "stage_valid": [0.2]}}
+    replay(failed_early, 1, EarlyStopConfig(after_stage=2, margin=0.05, grace=3), scores)
     assert len(scores) == 1  # failed before stage 2: nothing to report

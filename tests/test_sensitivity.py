@@ -199,10 +199,11 @@ def test_the_frontier_is_non_dominated_and_smallest_first():
     assert front[0].size == sum(min(o.size for o in opts) for opts in groups.values())
 
 
-def test_budgets_spread_strictly_inside_the_range():
+def test_budgets_sit_in_the_middle_of_equal_geometric_slices_of_the_range():
     groups = {"a": [Option(2, 100, 1.0), Option(8, 400, 0.0)], "b": [Option(1, 50, 1.0), Option(4, 200, 0.0)]}
     budgets = spread_budgets(groups, 1000, 4)  # smallest allocation 1150 bytes, largest 1600
-    ratios = [b / a for a, b in itertools.pairwise([1150, *budgets, 1600])]
-    assert len(budgets) == 4 and all(r > 1 for r in ratios)
-    assert max(ratios) - min(ratios) < 0.002  # geometric: one ratio between neighbours
-    assert budgets[1] - budgets[0] < budgets[3] - budgets[2]
+    step = (1600 / 1150) ** (1 / 4)  # one slice's size ratio
+    assert len(budgets) == 4 and 1150 < budgets[0] < budgets[-1] < 1600
+    assert budgets[0] / 1150 == pytest.approx(step ** 0.5, rel=1e-3)  # half a slice above the narrowest
+    assert 1600 / budgets[-1] == pytest.approx(step ** 0.5, rel=1e-3)  # and below the widest
+    assert all(b / a == pytest.approx(step, rel=2e-3) for a, b in itertools.pairwise(budgets))

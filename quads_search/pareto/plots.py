@@ -15,10 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from quads_search.metrics import METRICS  # noqa: E402
 from quads_search.pareto.front import front  # noqa: E402
-from quads_search.pareto.report import BIT_COLOURS, _reference_values  # noqa: E402
+from quads_search.pareto.report import BIT_COLOURS, LOG_AXIS_SPAN, _reference_values, nice_ticks  # noqa: E402
 from quads_search.pareto.table import REFERENCE_ROLES  # noqa: E402
 
 
@@ -53,12 +54,16 @@ def _panel(ax, trials: pd.DataFrame, cost: str, rank: str, refs: dict[str, float
         ax.axhline(value, color="0.45", linestyle="--", linewidth=1)
         ax.annotate(f"{REFERENCE_ROLES[role]} {value:.3f}", (1, value), xycoords=("axes fraction", "data"),
                     ha="right", va="bottom", fontsize=8, color="0.3")
-    if trials[cost].min() > 0 and trials[cost].max() > 20 * trials[cost].min():
+    lo, hi = trials[cost].min(), trials[cost].max()
+    if lo > 0 and hi > LOG_AXIS_SPAN * lo:  # 1-2-5 ticks in plain numbers, as the HTML report draws them
         ax.set_xscale("log")
+        ticks = nice_ticks(lo / 1.3, hi * 1.3, log=True)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(METRICS[cost].label)
     ax.set_ylabel(METRICS[rank].label)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
 
 
 def _heatmap(ax, bits: pd.DataFrame) -> None:

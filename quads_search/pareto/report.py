@@ -22,6 +22,9 @@ from quads_search.pareto.table import REFERENCE_ROLES
 W, H, LEFT, RIGHT, TOP, BOTTOM = 560, 380, 64, 16, 16, 48
 BIT_COLOURS = {1: "#b2182b", 2: "#ef8a62", 3: "#fddbc7", 4: "#f7f7f7", 5: "#d1e5f0", 6: "#d1e5f0", 7: "#67a9cf",
                8: "#67a9cf", 16: "#2166ac", 32: "#053061"}
+# A cost axis whose values span more than this ratio is drawn on a log scale: the default sweep's
+# fp32 reference is ~16x the smallest model, which a linear axis squeezes the low-bit front against.
+LOG_AXIS_SPAN = 8
 
 
 def nice_ticks(lo: float, hi: float, log: bool, count: int = 5) -> list[float]:
@@ -42,7 +45,7 @@ class Axis:
 
     def __init__(self, values: list[float], pixels: tuple[float, float], log: bool):
         lo, hi = min(values), max(values)
-        self.log = log and lo > 0 and hi / lo > 20
+        self.log = log and lo > 0 and hi / lo > LOG_AXIS_SPAN
         if self.log:
             lo, hi = lo / 1.3, hi * 1.3
         else:

@@ -15,7 +15,7 @@ from quads_search.core.packed_header import read_packed_metadata
 from quads_search.tensor_names import readable_name
 from quads_search.results import REFERENCES_FILE
 
-REFERENCE_ROLES = {"teacher": "teacher", "student_fp32": "fp32 student"}
+REFERENCE_ROLES = {"teacher": "teacher", "student_fp32": "pre-tuned fp32 student"}
 
 
 def load_references(trials: pd.DataFrame, root: Path) -> dict[str, dict]:
