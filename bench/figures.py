@@ -10,6 +10,8 @@ Each figure and the file it comes from:
   docs/schedules-default.png  <- docs/bench-results/schedules-default.json  (bench.schedules --reanalyse)
   docs/samplers-smoke.png     <- docs/bench-results/samplers.json           (bench.samplers --reanalyse)
   docs/search-wallclock.png   <- docs/bench-results/search-wallclock.json   (bench.search_wallclock --reanalyse)
+  docs/search-wallclock-lr003.png <- docs/bench-results/search-wallclock-lr003.json (the same, rerun at
+                                 the quantize lr 0.03 and seed budgets of today's default space)
 A figure whose result file is absent is reported and skipped.
 """
 from __future__ import annotations
@@ -27,7 +29,8 @@ DOCS = ROOT / "docs"
 SWEEP = DOCS / "bench-results" / "default-sweep"
 REANALYSED = {"schedules-default.png": ("bench.schedules", "schedules-default.json"),
               "samplers-smoke.png": ("bench.samplers", "samplers.json"),
-              "search-wallclock.png": ("bench.search_wallclock", "search-wallclock.json")}
+              "search-wallclock.png": ("bench.search_wallclock", "search-wallclock.json"),
+              "search-wallclock-lr003.png": ("bench.search_wallclock", "search-wallclock-lr003.json")}
 
 
 def save(results: Path) -> None:
