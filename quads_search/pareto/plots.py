@@ -19,7 +19,13 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from quads_search.metrics import METRICS  # noqa: E402
 from quads_search.pareto.front import front  # noqa: E402
-from quads_search.pareto.report import BIT_COLOURS, LOG_AXIS_SPAN, _reference_values, nice_ticks  # noqa: E402
+from quads_search.pareto.report import (  # noqa: E402
+    BIT_COLOURS,
+    LOG_AXIS_PAD,
+    _reference_values,
+    nice_ticks,
+    uses_log_axis,
+)
 from quads_search.pareto.table import REFERENCE_ROLES  # noqa: E402
 
 
@@ -55,9 +61,9 @@ def _panel(ax, trials: pd.DataFrame, cost: str, rank: str, refs: dict[str, float
         ax.annotate(f"{REFERENCE_ROLES[role]} {value:.3f}", (1, value), xycoords=("axes fraction", "data"),
                     ha="right", va="bottom", fontsize=8, color="0.3")
     lo, hi = trials[cost].min(), trials[cost].max()
-    if lo > 0 and hi > LOG_AXIS_SPAN * lo:  # 1-2-5 ticks in plain numbers, as the HTML report draws them
+    if uses_log_axis(lo, hi):  # 1-2-5 ticks in plain numbers, as the HTML report draws them
         ax.set_xscale("log")
-        ticks = nice_ticks(lo / 1.3, hi * 1.3, log=True)
+        ticks = nice_ticks(lo / LOG_AXIS_PAD, hi * LOG_AXIS_PAD, log=True)
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(METRICS[cost].label)

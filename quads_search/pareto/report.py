@@ -25,6 +25,12 @@ BIT_COLOURS = {1: "#b2182b", 2: "#ef8a62", 3: "#fddbc7", 4: "#f7f7f7", 5: "#d1e5
 # A cost axis whose values span more than this ratio is drawn on a log scale: the default sweep's
 # fp32 reference is ~16x the smallest model, which a linear axis squeezes the low-bit front against.
 LOG_AXIS_SPAN = 8
+LOG_AXIS_PAD = 1.3  # a log axis reaches this factor beyond the data on each side
+
+
+def uses_log_axis(lo: float, hi: float) -> bool:
+    """Whether a cost axis over [lo, hi] is drawn logarithmically (the HTML report and pareto.png alike)."""
+    return lo > 0 and hi / lo > LOG_AXIS_SPAN
 
 
 def nice_ticks(lo: float, hi: float, log: bool, count: int = 5) -> list[float]:
@@ -45,9 +51,9 @@ class Axis:
 
     def __init__(self, values: list[float], pixels: tuple[float, float], log: bool):
         lo, hi = min(values), max(values)
-        self.log = log and lo > 0 and hi / lo > LOG_AXIS_SPAN
+        self.log = log and uses_log_axis(lo, hi)
         if self.log:
-            lo, hi = lo / 1.3, hi * 1.3
+            lo, hi = lo / LOG_AXIS_PAD, hi * LOG_AXIS_PAD
         else:
             pad = (hi - lo) * 0.06 or abs(hi) * 0.1 or 1.0
             lo, hi = lo - pad, hi + pad
