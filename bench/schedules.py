@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import mean_ci95, mean_std, quiet, run_in_processes, space_config, to_stderr
+from bench.common import mean_std, t_interval, quiet, run_in_processes, space_config, to_stderr
 from quads_search.config import RunConfig
 from quads_search.core.epochs import evaluate
 from quads_search.core.quantizer import make_quantizer
@@ -140,7 +140,7 @@ def paired(runs: list[dict], a: str, b: str) -> list[dict]:
 def pooled(runs: list[dict], a: str, b: str) -> dict:
     """`a` minus `b` over every (method, bits, seed) pair at once: the grid's average effect."""
     diffs = [d for cell in differences(runs, a, b).values() for d in cell]
-    return {"a": a, "b": b, "difference": mean_ci95(diffs), "wins": sum(d > 0 for d in diffs)}
+    return {"a": a, "b": b, "difference": t_interval(diffs), "wins": sum(d > 0 for d in diffs)}
 
 
 def updates(runs: list[dict], schedule: str) -> list[dict]:
@@ -151,7 +151,7 @@ def updates(runs: list[dict], schedule: str) -> list[dict]:
         d = [by_key[("kmeans-ste", bits, s)] - by_key[("kmeans-mean", bits, s)] for m, b, s in by_key
              if m == "kmeans-mean" and b == bits and ("kmeans-ste", bits, s) in by_key]
         if d:
-            out.append({"bits": bits, "ste_minus_mean": mean_ci95(d), "wins": sum(x > 0 for x in d)})
+            out.append({"bits": bits, "ste_minus_mean": t_interval(d), "wins": sum(x > 0 for x in d)})
     return out
 
 

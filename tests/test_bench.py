@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bench.common import mean_std
+from bench.common import mean_std, paired_t, t_critical, t_interval
 from bench.samplers import analyse, hypervolume_curve, trials_to_reach
 from bench.schedules import paired, pooled, summarize
 
@@ -63,3 +63,23 @@ def test_sampler_analysis_shares_one_reference_and_targets_random_final_mean():
     assert tpe["trials_to_reach_random_final"] == {"0": 2, "1": None}
     assert tpe["final_minus_random"]["mean"] == pytest.approx(0.1 * ((0.8 - 0.4) + (0.3 - 0.6)) / 2)
     assert result["samplers"]["random"]["final_minus_random"]["mean"] == 0.0
+
+
+def test_t_interval_uses_students_t_not_the_normal_approximation():
+    values = [0.2, 0.4, 0.6]  # mean 0.4, sd 0.2, n 3: t(0.975, 2) = 4.303
+    out = t_interval(values)
+    half = 4.303 * 0.2 / 3 ** 0.5
+    assert out["ci95"] == pytest.approx([0.4 - half, 0.4 + half])
+    assert out["median"] == pytest.approx(0.4) and out["range"] == [0.2, 0.6]
+    assert t_interval([0.5])["ci95"] is None
+    assert t_critical(1) == 12.706 and t_critical(35) == t_critical(30) == 2.042  # past the table: the lower df
+    with pytest.raises(ValueError, match="df >= 1"):
+        t_critical(0)
+
+
+def test_paired_t_is_the_interval_of_seed_by_seed_differences():
+    out = paired_t([0.5, 0.7, 0.9], [0.4, 0.5, 0.9])
+    assert out["mean"] == pytest.approx(0.1) and out["wins"] == 2 and out["n"] == 3
+    assert out["ci95"] == pytest.approx(t_interval([0.1, 0.2, 0.0])["ci95"])
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_t([0.1], [0.1, 0.2])

@@ -10,7 +10,7 @@ import soundfile as sf
 from quads_search.data.corpus import SPLITS, Corpus, require_root
 from quads_search.data.fsc import read_fsc
 from quads_search.data.slurp import read_slurp
-from quads_search.data.synth import MARKER, SIZES, synthesize_corpus
+from quads_search.data.synth import HOLDOUTS, MARKER, SIZES, synthesize_corpus
 from quads_search.errors import UserError
 
 
@@ -20,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
     synth = sub.add_parser("synth", help="write a synthetic FSC-format corpus (eSpeak NG voices)")
     synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     synth.add_argument("--size", choices=list(SIZES), default="default")
+    synth.add_argument("--holdout", choices=list(HOLDOUTS), default="speakers",
+                       help="what validation and test hold out: new speakers (accents shared, as in FSC), "
+                            "new accents, or new phrasings too")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=run_synth)
     info = sub.add_parser("info", help="clips, speakers and seconds per split, and the number of intents")
@@ -50,8 +53,8 @@ def _print(summary: dict) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    root = synthesize_corpus(args.out_dir, args.size, args.seed)
-    print(f"synthetic corpus (size {args.size}, seed {args.seed}) at {root}")
+    root = synthesize_corpus(args.out_dir, args.size, args.seed, args.holdout)
+    print(f"synthetic corpus (size {args.size}, holdout {args.holdout}, seed {args.seed}) at {root}")
     _print(summarize(read_fsc(root)))
     return 0
 

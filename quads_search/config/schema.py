@@ -26,8 +26,9 @@ class DatasetConfig:
     """Where the speech comes from and how it becomes log-mel features."""
 
     kind: Literal["synthetic", "fsc", "slurp"] = "synthetic"
-    root: str | None = None  # synthetic: where to generate (default: <cache_dir>/corpus-<size>-<seed>)
+    root: str | None = None  # synthetic: where to generate (default: <cache_dir>/corpus-<size>-<holdout>-<seed>)
     size: Literal["small", "default", "large"] = "default"  # synthetic only
+    holdout: Literal["speakers", "accents", "phrasings"] = "speakers"  # synthetic only: what valid/test hold out
     synth_seed: int = 0  # synthetic only
     seconds: float = 3.0  # feature length; pretrained Whisper needs 30
     spec_augment: bool = False
@@ -112,7 +113,7 @@ class CycleSchedule:
 class ModelConfig:
     """A Whisper encoder: a pretrained id or local path, a preset shape, or an explicit shape."""
 
-    pretrained: str | None = None
+    pretrained: str | None = None  # packaged name or local directory (safetensors); hub:<id> downloads from the hub
     preset: Literal["whisper-tiny", "whisper-base", "whisper-small", "whisper-medium", "whisper-large"] | None = None
     d_model: int = 64
     layers: int = 2
@@ -144,10 +145,20 @@ class PretuneConfig:
     lr: float = 1e-3
     head_lr: float = 1e-3
     cosine: bool = True
+    warmup: float = 0.0  # epochs of linear learning-rate warm-up before the cosine
+    kd: float = 0.0  # students: weight of the teacher's soft labels, (1 - kd)·L_GT + kd·T²·KL (Hinton)
+    kd_temperature: float = 2.0  # T of the soft labels
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.epochs >= 0 else [("epochs", f"must be >= 0, got {self.epochs}")]
-        out += [(k, f"must be > 0, got {getattr(self, k)}") for k in ("lr", "head_lr") if getattr(self, k) <= 0]
+        out += [(k, f"must be > 0, got {getattr(self, k)}") for k in ("lr", "head_lr", "kd_temperature")
+                if not getattr(self, k) > 0]
+        if not self.warmup >= 0:
+            out.append(("warmup", f"must be >= 0 epochs, got {self.warmup}"))
+        if not 0 <= self.kd <= 1:
+            out.append(("kd", f"must be in [0, 1], got {self.kd}"))
+        if self.kd and self.train == "head":
+            out.append(("kd", "needs train: all (a frozen encoder's head is fitted on labels alone)"))
         return out
 
 
@@ -276,7 +287,7 @@ class SearchConfig:
                for k in self.objectives if k not in METRIC_NAMES]
         out += [(f"constraints.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
                 for k in self.constraints if k not in METRIC_NAMES]
-        out += [(f"{part}.{k}", f"is measured on the held-out test split: search on valid_{k} instead")
+        out += [(f"{part}.{k}", f"is measured on the held-out test split: search on {METRICS[k].valid_twin} instead")
                 for part in ("objectives", "constraints") for k in getattr(self, part)
                 if k in METRICS and METRICS[k].held_out]
         if not self.objectives:
@@ -352,6 +363,8 @@ class RunConfig:
     def problems(self) -> list[tuple[str, str]]:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
             return [("name", f"must be letters, digits, '_', '-' or '.', got {self.name!r}")]
+        if self.teacher.pretune.kd:
+            return [("teacher.pretune.kd", "must be 0: the teacher has no teacher to learn soft labels from")]
         return []
 
 

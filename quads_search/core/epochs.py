@@ -24,11 +24,13 @@ class OptimSpec:
     head_lr: float
     momentum: float = 0.9
     cosine: bool = True
+    warmup_steps: int = 0  # linear warm-up from ~0 before the cosine (or constant) schedule
 
 
 def make_optimizer(encoder_params: list[nn.Parameter], head_params: list[nn.Parameter], spec: OptimSpec,
                    total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """Two parameter groups (encoder at `lr`, head at `head_lr`) and a cosine or constant schedule."""
+    """Two parameter groups (encoder at `lr`, head at `head_lr`) and a cosine or constant schedule,
+    after `spec.warmup_steps` of linear warm-up where set."""
     groups = [{"params": encoder_params, "lr": spec.lr}, {"params": head_params, "lr": spec.head_lr}]
     if spec.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, momentum=spec.momentum)
@@ -36,11 +38,27 @@ def make_optimizer(encoder_params: list[nn.Parameter], head_params: list[nn.Para
         optimizer = torch.optim.Adam(groups)
     else:
         optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
-    if spec.cosine:
+    if spec.warmup_steps:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then(spec, total_steps))
+    elif spec.cosine:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return optimizer, scheduler
+
+
+def _warmup_then(spec: OptimSpec, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate factor at a step: linear warm-up, then cosine annealing to 0 (or constant)."""
+    warm = spec.warmup_steps
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if not spec.cosine:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total_steps - warm, 1)))
+
+    return factor
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:

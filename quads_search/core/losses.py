@@ -21,6 +21,16 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
 
 
+def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's knowledge distillation: T² · KL(softmax(teacher / T) ‖ softmax(student / T)), batch mean.
+
+    T² keeps the gradient's scale comparable with L_GT's as T changes.
+    """
+    student = F.log_softmax(logits / temperature, dim=1)
+    teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature ** 2
+
+
 def combine(weights: LossWeights, *, l1: torch.Tensor | None, ce: torch.Tensor,
             centroid: torch.Tensor | None) -> torch.Tensor:
     """w_l1·L_1 + w_ce·L_GT + w_centroid·L_centroid, skipping terms with zero weight or no value."""

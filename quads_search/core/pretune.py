@@ -27,7 +27,7 @@ from quads_search.core.epochs import (
     steps_per_epoch,
     train_epoch,
 )
-from quads_search.core.losses import cross_entropy
+from quads_search.core.losses import cross_entropy, soft_cross_entropy
 from quads_search.core.models import SLUModel, build_model, model_from_arch
 from quads_search.data import SPLITS, FeatureData, FeatureSplit
 from quads_search.log import Log
@@ -45,13 +45,27 @@ class Pretuned:
     directory: Path
 
 
+@dataclasses.dataclass(frozen=True)
+class SoftTargets:
+    """The teacher's intent logits of every training clip, and a key naming where they came from."""
+
+    logits: torch.Tensor  # [N_train, classes]
+    key: str
+
+
 def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, data: FeatureData,
                    cache: Path, *, seed: int, batch_size: int, augment: bool, device: torch.device,
-                   log: Log) -> Pretuned:
-    """The task-tuned model for (`model_cfg`, `pretune`, data, seed), built once and cached."""
+                   log: Log, soft_targets: SoftTargets | None = None) -> Pretuned:
+    """The task-tuned model for (`model_cfg`, `pretune`, data, seed), built once and cached.
+
+    `soft_targets` (the teacher's logits) are learned from where `pretune.kd` > 0.
+    """
     frames = data.train.features.shape[-1]
+    if pretune.kd and soft_targets is None:
+        raise ValueError(f"the {role}'s pretune.kd is {pretune.kd}, but no soft targets were given")
+    teacher_key = soft_targets.key if pretune.kd else None
     key = digest(FORMAT, role, dataclasses.asdict(model_cfg), dataclasses.asdict(pretune), data.key, seed,
-                 batch_size, augment)
+                 batch_size, augment, teacher_key)
 
     def build(out: Path) -> None:
         torch.manual_seed(seed)
@@ -60,7 +74,7 @@ def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, da
             f"{pretune.epochs} epochs, training {pretune.train}); cached for later runs")
         fit = fit_head_on_frozen_encoder if pretune.train == "head" else fit_cross_entropy
         record = fit(model, data, pretune, seed=seed, batch_size=batch_size, augment=augment, device=device,
-                     log=lambda m: log(f"{role} {m}"), out=out)
+                     log=lambda m: log(f"{role} {m}"), out=out, soft_targets=soft_targets if pretune.kd else None)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
         write_json(out / "model.json", {"arch": model.arch, "num_classes": model.num_classes, "record": record})
 
@@ -80,17 +94,27 @@ def _final_record(model: torch.nn.Module, valid: FeatureSplit, test: FeatureSpli
 
 def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int, batch_size: int,
                       augment: bool, device: torch.device, log: Log, eval_batch_size: int = 128,
-                      out: Path | None = None) -> dict:
-    """Train encoder and head with L_GT alone for `pretune.epochs`; the per-epoch history and final metrics."""
-    spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine)
-    total = pretune.epochs * steps_per_epoch(len(data.train), batch_size)
+                      out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
+    """Train encoder and head on L_GT (and the teacher's soft labels, where `pretune.kd` > 0) for
+    `pretune.epochs`; the per-epoch history and final metrics."""
+    per_epoch = steps_per_epoch(len(data.train), batch_size)
+    spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine,
+                     warmup_steps=round(pretune.warmup * per_epoch))
     optimizer, scheduler = make_optimizer(list(model.encoder.parameters()), list(model.head.parameters()),
-                                          spec, total)
+                                          spec, pretune.epochs * per_epoch)
     generator = torch.Generator().manual_seed(seed)
+    teacher = soft_targets.logits.to(device) if soft_targets is not None else None
+
+    def step_loss(logits: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ce = cross_entropy(logits, labels)
+        if teacher is None:
+            return ce
+        soft = soft_cross_entropy(logits, teacher[index.to(device)], pretune.kd_temperature)
+        return (1 - pretune.kd) * ce + pretune.kd * soft
+
     history = []
     for epoch in range(pretune.epochs):
-        loss = train_epoch(model, data.train, batch_size, generator, device, augment,
-                           lambda logits, z, labels, index: cross_entropy(logits, labels), optimizer, scheduler)
+        loss = train_epoch(model, data.train, batch_size, generator, device, augment, step_loss, optimizer, scheduler)
         valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
         log(f"epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
@@ -99,7 +123,8 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
 
 def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int,
                                batch_size: int, augment: bool, device: torch.device, log: Log,
-                               eval_batch_size: int = 128, out: Path | None = None) -> dict:
+                               eval_batch_size: int = 128, out: Path | None = None,
+                               soft_targets: SoftTargets | None = None) -> dict:
     """Embed every split once with the frozen encoder, then fit the linear head on the embeddings.
 
     SpecAugment does not apply: the encoder sees each clip once. The embeddings are written

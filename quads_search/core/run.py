@@ -38,9 +38,10 @@ from quads_search.core.pretune import pretuned_model
 from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.schedule import resolve_schedule
-from quads_search.core.teacher import WidthReducer, teacher_embeddings
+from quads_search.core.teacher import WidthReducer, teacher_embeddings, teacher_soft_targets
 from quads_search.data import FeatureData, FeatureSplit, load_features
 from quads_search.log import Log
+from quads_search.metrics import relative_drop
 from quads_search.quant import Quantizer
 from quads_search.quant.latent import parametrized_names
 
@@ -89,9 +90,10 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     log(f"dataset: {cfg.dataset.kind} (a synthetic corpus is generated on first use), features cached in {cache}")
     data = load_features(cfg.dataset, cache)
     teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device, log)
+    soft = teacher_soft_targets(cfg, data, cache, teacher_z, log) if cfg.student.pretune.kd else None
     student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=cfg.training.seed,
                              batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
-                             device=device, log=log)
+                             device=device, log=log, soft_targets=soft)
     refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
     log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in refs.items()))
     data, teacher_z = on_device(data, teacher_z, device, log)
@@ -239,7 +241,10 @@ class QuadsRun:
         valid = evaluate(self.model, data.valid, bs, device, len(data.intents))
         costs = cost_report(self.model, self.quantizer.bits, data.test.features.shape[-1],
                             self.cfg.quantization.activation_bits, self.quantizer.method)
-        metrics = {**test, "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"], **costs}
+        refs = self.prepared.references
+        metrics = {**test, "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"], **costs,
+                   "teacher_gap_valid": relative_drop(refs["teacher_valid_accuracy"], valid["accuracy"]),
+                   "teacher_gap_test": relative_drop(refs["teacher_accuracy"], test["accuracy"])}
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.safetensors"
         save_model(self.model, self.quantizer, model_path, config=to_dict(self.cfg), intents=data.intents,

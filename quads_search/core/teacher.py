@@ -17,7 +17,7 @@ from torch import nn
 from quads_search.cache import cached_dir, digest, write_json
 from quads_search.config import RunConfig
 from quads_search.core.epochs import embeddings
-from quads_search.core.pretune import FORMAT, Pretuned, frozen_embeddings, pretuned_model
+from quads_search.core.pretune import FORMAT, Pretuned, SoftTargets, frozen_embeddings, pretuned_model
 from quads_search.data import FeatureData
 from quads_search.log import Log
 
@@ -35,8 +35,7 @@ def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: t
 
     Both come from one cache entry, so a trial gets them without loading the teacher.
     """
-    settings = (dataclasses.asdict(cfg.teacher), cfg.training.seed, cfg.training.batch_size, cfg.dataset.spec_augment)
-    key = digest(FORMAT, "teacher-z", settings, data.key)
+    key = _teacher_key(cfg, data)
 
     def build(out: Path) -> None:
         teacher = pretuned_teacher(cfg, data, cache, device, log)
@@ -49,6 +48,20 @@ def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: t
 
     entry = cached_dir(cache, "teacher-embeddings", key, build)
     return load_file(str(entry / "z.safetensors"))["z"], json.loads((entry / "record.json").read_text())
+
+
+def _teacher_key(cfg: RunConfig, data: FeatureData) -> str:
+    settings = (dataclasses.asdict(cfg.teacher), cfg.training.seed, cfg.training.batch_size, cfg.dataset.spec_augment)
+    return digest(FORMAT, "teacher-z", settings, data.key)
+
+
+@torch.no_grad()
+def teacher_soft_targets(cfg: RunConfig, data: FeatureData, cache: Path, teacher_z: torch.Tensor,
+                         log: Log) -> SoftTargets:
+    """The teacher's intent logits of every training clip: its head over the cached embeddings
+    (the teacher's forward pass is not run again)."""
+    head = pretuned_teacher(cfg, data, cache, torch.device("cpu"), log).model.head
+    return SoftTargets(head(teacher_z.cpu().float()), _teacher_key(cfg, data))
 
 
 def maxpool_dilation(teacher_width: int, student_width: int) -> int | None:

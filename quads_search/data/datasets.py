@@ -24,11 +24,16 @@ def cap_train(corpus: Corpus, max_clips: int | None) -> Corpus:
     return Corpus(corpus.root, splits, corpus.intents)
 
 
+def synthetic_dir_name(cfg: DatasetConfig) -> str:
+    """Where, under the cache, a synthetic corpus lives by default."""
+    return f"corpus-{cfg.size}-{cfg.holdout}-{cfg.synth_seed}"
+
+
 def read_corpus(cfg: DatasetConfig, cache_dir: Path) -> Corpus:
     """The configured dataset (synthesised on first use for kind synthetic), train split capped."""
     if cfg.kind == "synthetic":
-        root = Path(cfg.root).expanduser() if cfg.root else Path(cache_dir) / f"corpus-{cfg.size}-{cfg.synth_seed}"
-        corpus = read_fsc(synthesize_corpus(root, cfg.size, cfg.synth_seed))
+        root = Path(cfg.root).expanduser() if cfg.root else Path(cache_dir) / synthetic_dir_name(cfg)
+        corpus = read_fsc(synthesize_corpus(root, cfg.size, cfg.synth_seed, cfg.holdout))
     elif cfg.kind == "fsc":
         corpus = read_fsc(Path(cfg.root), cfg.unseen_intents)
     else:

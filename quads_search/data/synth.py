@@ -2,9 +2,16 @@
 
 Speakers are distinct (accent, variant) pairs with their own rate and pitch; each says every
 one of the 31 intents (in a random phrasing) plus extras, with random gain, background noise
-at a random SNR, and random leading/trailing silence. Splits are disjoint by accent and by
-variant, so validation and test measure unseen voices. The same size and seed give
-byte-identical files.
+at a random SNR, and random leading/trailing silence. Voice variants (timbre: the "person")
+never cross splits. What else a split holds out is named by `holdout`:
+
+  speakers   new people from the same population, as in Fluent Speech Commands: every accent
+             is heard in every split (the default);
+  accents    new people with accents never heard in training (a harder challenge split);
+  phrasings  new people, and wordings never heard in training: each intent keeps about a
+             third of its phrasings (at least one) for validation and test only.
+
+The same size, holdout and seed give byte-identical files.
 """
 from __future__ import annotations
 
@@ -26,6 +33,8 @@ from quads_search.data.phrases import PHRASES, Intent
 from quads_search.errors import UserError
 
 Size = Literal["small", "default", "large"]
+Holdout = Literal["speakers", "accents", "phrasings"]
+HOLDOUTS: tuple[str, ...] = ("speakers", "accents", "phrasings")
 SAMPLE_RATE = 16000
 MAX_SECONDS = 3.0
 MARKER = "synthetic.json"
@@ -33,8 +42,8 @@ MARKER = "synthetic.json"
 # The default test split holds 20 x 62 = 1,240 clips, so one clip is under 0.1 point.
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "small": (24, 4, 4, 31), "default": (34, 8, 20, 62), "large": (68, 14, 28, 93)}
-# Accents (eSpeak's English base voices) belong to one split each, and so do the voice variants
-# (timbre): no test or validation speaker shares its accent or its timbre with a training speaker.
+# Accents (eSpeak's English base voices) by split under `holdout: accents`; under the other
+# holdouts every split draws from all of them. Voice variants (timbre) never cross splits.
 ACCENTS = {"train": ["en-us", "en", "en-gb-scotland", "en-029"], "valid": ["en-us-nyc", "en-gb-x-gbcwmd"],
            "test": ["en-gb-x-rp", "en-gb-x-gbclan"]}
 VOICES = [voice for split in ACCENTS.values() for voice in split]
@@ -73,13 +82,15 @@ def _variants_by_split(rng: np.random.Generator) -> dict[str, list[str]]:
             "test": shuffled[n_train + n_valid:]}
 
 
-def _speakers(size: str, rng: np.random.Generator) -> list[tuple[str, str, int, int]]:
-    """(split, accent+variant, rate, pitch) per speaker; accents and variants never cross splits."""
+def _speakers(size: str, holdout: str, rng: np.random.Generator) -> list[tuple[str, str, int, int]]:
+    """(split, accent+variant, rate, pitch) per speaker; variants never cross splits, nor do
+    accents under `holdout: accents`."""
     counts = dict(zip(("train", "valid", "test"), SIZES[size][:3]))
     variants = _variants_by_split(rng)
     out = []
     for split, n in counts.items():
-        pairs = [f"{accent}+{variant}" for accent in ACCENTS[split] for variant in variants[split]]
+        accents = ACCENTS[split] if holdout == "accents" else VOICES
+        pairs = [f"{accent}+{variant}" for accent in accents for variant in variants[split]]
         if n > len(pairs):
             raise ValueError(f"size {size!r}: {n} {split} speakers need more than {len(pairs)} accent+variant pairs")
         picked = rng.choice(len(pairs), n, replace=False)
@@ -87,18 +98,36 @@ def _speakers(size: str, rng: np.random.Generator) -> list[tuple[str, str, int, 
     return out
 
 
-def plan(size: str, seed: int) -> list[Utterance]:
+HELD_OUT_SHARE = 1 / 3  # holdout phrasings: the share of each intent's wordings kept from training
+
+
+def phrasings_by_split(holdout: str, seed: int) -> dict[str, dict[Intent, list[str]]]:
+    """The wordings each split may say per intent: all of them, or (holdout phrasings) a
+    seeded third of each intent's wordings, at least one, for validation and test only."""
+    if holdout != "phrasings":
+        return {split: PHRASES for split in SPLITS}
+    rng = np.random.default_rng([seed, 1])
+    train, held = {}, {}
+    for intent, phrases in PHRASES.items():
+        order = [phrases[i] for i in rng.permutation(len(phrases))]
+        cut = max(1, round(HELD_OUT_SHARE * len(phrases)))
+        held[intent], train[intent] = order[:cut], order[cut:]
+    return {"train": train, "valid": held, "test": held}
+
+
+def plan(size: str, seed: int, holdout: str = "speakers") -> list[Utterance]:
     """Every clip of a corpus, in a fixed order."""
     rng = np.random.default_rng(seed)
     intents = list(PHRASES)
     per_speaker = SIZES[size][3]
+    wordings = phrasings_by_split(holdout, seed)
     out = []
-    for split, voice, rate, pitch in _speakers(size, rng):
+    for split, voice, rate, pitch in _speakers(size, holdout, rng):
         speaker = f"{voice.replace('+', '_')}_r{rate}_p{pitch}"
         said = np.concatenate([np.arange(len(intents)), rng.choice(len(intents), per_speaker - len(intents))])
         for n, k in enumerate(rng.permutation(said)):
             intent = intents[k]
-            text = str(rng.choice(PHRASES[intent]))
+            text = str(rng.choice(wordings[split][intent]))
             name = "-".join(intent).replace(" ", "_").lower()
             path = f"wavs/speakers/{speaker}/{n:03d}-{name}.wav"
             out.append(Utterance(split, speaker, voice, rate, pitch, intent, text, path))
@@ -153,7 +182,7 @@ def _write_csvs(root: Path, utterances: list[Utterance]) -> None:
         write_csv(csv_path(root, split), rows)
 
 
-def _check_reusable(out_dir: Path, size: str, seed: int) -> None:
+def _check_reusable(out_dir: Path, size: str, seed: int, holdout: str) -> None:
     """A UserError if `out_dir` holds anything but this corpus (complete) or nothing at all."""
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return
@@ -162,23 +191,28 @@ def _check_reusable(out_dir: Path, size: str, seed: int) -> None:
         raise UserError(f"{out_dir}: exists but is not a complete synthetic corpus (no {MARKER}); "
                         "remove it or choose another directory")
     found = json.loads(marker.read_text())
-    if (found["size"], found["seed"]) != (size, seed):
-        raise UserError(f"{out_dir}: holds the synthetic corpus of size {found['size']!r} seed {found['seed']}, "
-                        f"not size {size!r} seed {seed}; choose another directory")
+    found_holdout = found.get("holdout", "accents")  # corpora written before holdouts were named
+    if (found["size"], found["seed"], found_holdout) != (size, seed, holdout):
+        raise UserError(f"{out_dir}: holds the synthetic corpus of size {found['size']!r} seed {found['seed']} "
+                        f"holdout {found_holdout!r}, not size {size!r} seed {seed} holdout {holdout!r}; "
+                        "choose another directory")
 
 
-def synthesize_corpus(out_dir: Path, size: Size, seed: int) -> Path:
+def synthesize_corpus(out_dir: Path, size: Size, seed: int, holdout: Holdout = "speakers") -> Path:
     """Generate (or reuse, if already complete) the corpus at out_dir; returns out_dir."""
     if size not in SIZES:
         raise UserError(f"unknown synthetic corpus size {size!r}; known: {list(SIZES)}")
+    if holdout not in HOLDOUTS:
+        raise UserError(f"unknown synthetic corpus holdout {holdout!r}; known: {list(HOLDOUTS)}")
     out_dir = Path(out_dir).expanduser()
-    _check_reusable(out_dir, size, seed)
+    _check_reusable(out_dir, size, seed, holdout)
 
     def build(staging: Path) -> None:
-        utterances = plan(size, seed)
+        utterances = plan(size, seed, holdout)
         _write_audio(staging, utterances, seed)
         _write_csvs(staging, utterances)
         counts = {split: sum(u.split == split for u in utterances) for split in SPLITS}
-        (staging / MARKER).write_text(json.dumps({"size": size, "seed": seed, "clips": counts}, indent=1) + "\n")
+        marker = {"size": size, "seed": seed, "holdout": holdout, "clips": counts}
+        (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
 
     return built_dir(out_dir, build)

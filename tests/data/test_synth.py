@@ -74,11 +74,47 @@ def test_intents_and_speaker_disjoint_splits(small_corpus: Path) -> None:
     assert not speakers["train"] & speakers["valid"]
     assert not speakers["train"] & speakers["test"]
     assert not speakers["valid"] & speakers["test"]
-    accents = {split: {s.split("_")[0] for s in names} for split, names in speakers.items()}
-    variants = {split: {s.rsplit("_r", 1)[0].split("_", 1)[1] for s in names} for split, names in speakers.items()}
+
+
+def _by_split(utterances, attribute) -> dict[str, set]:
+    return {split: {attribute(u) for u in utterances if u.split == split} for split in ("train", "valid", "test")}
+
+
+def _accent(u) -> str:
+    return u.voice.split("+")[0]
+
+
+def _variant(u) -> str:
+    return u.voice.split("+")[1]
+
+
+@pytest.mark.parametrize("holdout", ["speakers", "accents", "phrasings"])
+def test_voice_variants_never_cross_splits(holdout: str) -> None:
+    variants = _by_split(plan("default", 0, holdout), _variant)
+    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        assert not variants[a] & variants[b], f"a voice variant is heard in both {a} and {b}"
+
+
+def test_holdout_speakers_shares_accents_as_fsc_shares_its_population() -> None:
+    accents = _by_split(plan("default", 0, "speakers"), _accent)
+    assert accents["train"] == set(VOICES) and len(accents["valid"] & accents["train"]) >= 6
+    assert len(accents["test"] & accents["train"]) >= 6
+
+
+def test_holdout_accents_hears_no_accent_in_two_splits() -> None:
+    accents = _by_split(plan("default", 0, "accents"), _accent)
     for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
         assert not accents[a] & accents[b], f"an accent is heard in both {a} and {b}"
-        assert not variants[a] & variants[b], f"a voice variant is heard in both {a} and {b}"
+
+
+def test_holdout_phrasings_says_no_test_or_valid_wording_in_training() -> None:
+    utterances = plan("default", 0, "phrasings")
+    texts = _by_split(utterances, lambda u: u.text)
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["valid"]
+    for split in ("train", "valid", "test"):  # every intent is still said in every split
+        assert len({u.intent for u in utterances if u.split == split}) == 31
+    unseen = _by_split(plan("default", 0, "speakers"), lambda u: u.text)
+    assert unseen["test"] <= unseen["train"]  # the other holdouts share one pool of wordings
 
 
 def test_the_default_test_split_tells_models_apart() -> None:
@@ -108,8 +144,12 @@ def test_complete_corpus_is_reused_and_others_refused(small_corpus: Path, tmp_pa
     marker_time = (small_corpus / MARKER).stat().st_mtime_ns
     assert synthesize_corpus(small_corpus, "small", 0) == small_corpus
     assert (small_corpus / MARKER).stat().st_mtime_ns == marker_time
-    with pytest.raises(UserError, match="size 'small' seed 0, not size 'default' seed 0"):
+    with pytest.raises(UserError, match="size 'small' seed 0 holdout 'speakers', not size 'default' seed 0"):
         synthesize_corpus(small_corpus, "default", 0)
+    with pytest.raises(UserError, match="holdout 'speakers', not size 'small' seed 0 holdout 'accents'"):
+        synthesize_corpus(small_corpus, "small", 0, "accents")
+    with pytest.raises(UserError, match="unknown synthetic corpus holdout 'voices'"):
+        synthesize_corpus(tmp_path / "x", "small", 0, "voices")
     partial = tmp_path / "partial"
     (partial / "wavs").mkdir(parents=True)
     with pytest.raises(UserError, match=f"{partial}: exists but is not a complete synthetic corpus"):

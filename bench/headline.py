@@ -1,0 +1,139 @@
+"""The README's headline: the default sweep over training seeds and splits, against the teacher
+and the fp32 trial.
+
+Run from the repository root:
+    python -m bench.headline --cache-dir DIR --results-dir DIR [--seeds 0 1 2]
+                             [--holdouts speakers accents] [--out JSON]   (CPU: ~17 min per sweep)
+    python -m bench.headline --results-dir DIR --reanalyse [--out JSON]
+
+Each (holdout, seed) runs the real main job, `quads-search run search_spaces/mixed_precision.yaml`
+with `training.seed` and `dataset.holdout` set (the seed re-pre-tunes teacher head and student),
+into `<results-dir>/<holdout>-s<seed>/`. From each sweep it takes, choosing on validation only:
+  - the teacher (frozen tiny.en with its intent head) and the fp32 trial (the `reference` trial
+    at 32 bits: the student trained under the same schedule, unquantized);
+  - the best model at <= 2.0 average bits: the most accurate on validation among the finished
+    trials at that size or less (ties: the smaller).
+Then, per holdout: median, range and Student's t interval over seeds of each accuracy, and of the
+relative drops (teacher - model) / teacher and (fp32 trial - model) / fp32 trial, on valid and
+test. Test numbers are read after the choice, which used validation alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench.common import SPACES, t_interval
+from quads_search.metrics import relative_drop
+from quads_search.results import REFERENCES_FILE, TRIALS_FILE
+
+SPACE = SPACES / "mixed_precision.yaml"
+MAX_BITS = 2.0
+SPLITS = ("valid", "test")
+
+
+def sweep_dir(results_dir: Path, holdout: str, seed: int) -> Path:
+    return results_dir / f"{holdout}-s{seed}"
+
+
+def run_sweep(results_dir: Path, cache_dir: str, holdout: str, seed: int) -> None:
+    """The main job as a user runs it, at one training seed and holdout (skipped if already finished)."""
+    out = sweep_dir(results_dir, holdout, seed)
+    if (out / "mixed_precision" / TRIALS_FILE).is_file() and (out / "done").is_file():
+        return
+    command = ["quads-search", "run", str(SPACE), "--results-dir", str(out), "--set", f"cache_dir={cache_dir}",
+               "--set", f"training.seed={seed}", "--set", f"dataset.holdout={holdout}"]
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True)
+    (out / "done").write_text("\n")
+
+
+def pick(experiment: Path) -> dict:
+    """Teacher, fp32 trial and the best <= 2-bit model of one sweep (chosen on validation)."""
+    trials = pd.read_parquet(experiment / TRIALS_FILE)
+    trials = trials[trials["status"] == "finished"]
+    refs = json.loads((experiment / REFERENCES_FILE).read_text())
+    fp32 = trials[(trials["kind"] == "reference") & (trials["bits_avg"] >= 32)].iloc[0]
+    low = trials[trials["bits_avg"] <= MAX_BITS].sort_values(["valid_accuracy", "size_mb"], ascending=[False, True])
+    best = low.iloc[0]
+    model = {"valid": float(best["valid_accuracy"]), "test": float(best["accuracy"])}
+    out = {"teacher": {"valid": refs["teacher_valid_accuracy"], "test": refs["teacher_accuracy"]},
+           "fp32_trial": {"valid": float(fp32["valid_accuracy"]), "test": float(fp32["accuracy"])},
+           "pretuned_student": {"valid": refs["student_fp32_valid_accuracy"], "test": refs["student_fp32_accuracy"]},
+           "low_bit": {**model, "trial_id": best["trial_id"], "kind": best["kind"], "bits_avg": float(best["bits_avg"]),
+                       "size_mb": float(best["size_mb"])}}
+    for split in SPLITS:
+        out["low_bit"][f"drop_vs_teacher_{split}"] = relative_drop(out["teacher"][split], model[split])
+        out["low_bit"][f"drop_vs_fp32_trial_{split}"] = relative_drop(out["fp32_trial"][split], model[split])
+    out["fp32_size_mb"], out["size_x_fp32"] = float(fp32["size_mb"]), float(fp32["size_mb"] / best["size_mb"])
+    return out
+
+
+def summarise(picked: dict[tuple[str, int], dict]) -> dict:
+    """Per holdout: every accuracy and drop over seeds (median, range, t interval)."""
+    out = {}
+    for holdout in dict.fromkeys(h for h, _ in picked):
+        runs = [v for (h, _), v in sorted(picked.items()) if h == holdout]
+        entry = {"seeds": [s for (h, s) in sorted(picked) if h == holdout]}
+        for role in ("teacher", "pretuned_student", "fp32_trial", "low_bit"):
+            entry[role] = {split: t_interval([r[role][split] for r in runs]) for split in SPLITS}
+        for key in [k for k in runs[0]["low_bit"] if k.startswith("drop_")] + ["bits_avg", "size_mb"]:
+            entry["low_bit"][key] = t_interval([r["low_bit"][key] for r in runs])
+        entry["size_x_fp32"] = t_interval([r["size_x_fp32"] for r in runs])
+        out[holdout] = entry
+    return out
+
+
+def table(summary: dict) -> str:
+    """One markdown row per holdout: medians with [min, max] over seeds."""
+    def cell(stats: dict, percent: bool = True) -> str:
+        scale = 100 if percent else 1
+        low, high = (v * scale for v in stats["range"])
+        return f"{stats['median'] * scale:.1f} [{low:.1f}, {high:.1f}]"
+
+    lines = ["| holdout | seeds | teacher valid / test | fp32 trial valid / test | <= 2-bit model valid / test | "
+             "bits | drop vs teacher valid / test (%) | drop vs fp32 trial valid / test (%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for holdout, e in summary.items():
+        low = e["low_bit"]
+        lines.append(f"| {holdout} | {', '.join(map(str, e['seeds']))} | {cell(e['teacher']['valid'])} / "
+                     f"{cell(e['teacher']['test'])} | {cell(e['fp32_trial']['valid'])} / {cell(e['fp32_trial']['test'])} "
+                     f"| {cell(low['valid'])} / {cell(low['test'])} | {cell(low['bits_avg'], False)} | "
+                     f"{cell(low['drop_vs_teacher_valid'])} / {cell(low['drop_vs_teacher_test'])} | "
+                     f"{cell(low['drop_vs_fp32_trial_valid'])} / {cell(low['drop_vs_fp32_trial_test'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--results-dir", type=Path, required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--holdouts", nargs="+", default=["speakers", "accents"],
+                        choices=["speakers", "accents", "phrasings"])
+    parser.add_argument("--reanalyse", action="store_true", help="read finished sweeps only, run nothing")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if not args.reanalyse and not args.cache_dir:
+        parser.error("--cache-dir is required unless --reanalyse")
+    picked = {}
+    for holdout in args.holdouts:
+        for seed in args.seeds:
+            if not args.reanalyse:
+                run_sweep(args.results_dir, args.cache_dir, holdout, seed)
+            experiment = sweep_dir(args.results_dir, holdout, seed) / "mixed_precision"
+            if (experiment / TRIALS_FILE).is_file():
+                picked[holdout, seed] = pick(experiment)
+    summary = summarise(picked)
+    print(table(summary))
+    if args.out:
+        runs = {f"{h}-s{s}": v for (h, s), v in picked.items()}
+        args.out.write_text(json.dumps({"runs": runs, "summary": summary}, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
