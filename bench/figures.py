@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from quads_search.results import resolve_model_path, stored_model_path
+
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 SWEEP = DOCS / "bench-results" / "default-sweep"
@@ -40,11 +42,11 @@ def save(results: Path) -> None:
         shutil.rmtree(SWEEP)
     target = SWEEP / experiment.name
     trials = pd.read_parquet(experiment / "trials.parquet")
-    for path in trials["model_path"].dropna():
-        relative = Path(path).relative_to(experiment)
+    trials["model_path"] = [stored_model_path(resolve_model_path(p, experiment), experiment) if isinstance(p, str)
+                            else None for p in trials["model_path"]]
+    for relative in trials["model_path"].dropna():
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target / relative)
-    trials["model_path"] = [None if p is None else str(Path(p).relative_to(experiment)) for p in trials["model_path"]]
+        shutil.copy2(experiment / relative, target / relative)
     trials.to_parquet(target / "trials.parquet", index=False)
     shutil.copy2(experiment / "references.json", target / "references.json")
     print(f"saved {len(trials)} trials of {experiment} to {target}")

@@ -31,8 +31,35 @@ from quads_search.core.run import QuadsRun, prepare
 LOW_BIT = ("quantization.bits.default=4", "quantization.bits.conv1=2", "quantization.bits.conv2=2",
            r"quantization.bits.re:layers\.\d+\.fc[12]=1", r"quantization.bits.re:layers\.\d+\.self_attn\..*=2",
            "quantization.bits.head=4")
+
+def _cycles(quantize_lr: float) -> str:
+    """The default schedule, 2 x (distill 1, quantize 3), with the quantize stages' SGD learning rate set."""
+    distill, quantize = "{stage: distill, epochs: 1}", f"{{stage: quantize, epochs: 3, lr: {quantize_lr}, head_lr: {quantize_lr}}}"
+    return f"training.schedule=[{distill}, {quantize}, {distill}, {quantize}]"
+
+
+# Each lever: overrides of the default space. `shipped` is the YAML as it stands; the pretune-*
+# levers change how the student is pre-tuned (a new cached student each), the rest only the trial.
 LEVERS: dict[str, tuple[str, ...]] = {
     "shipped": (),
+    "pretune-lr1e-3": ("student.pretune.lr=1e-3", "student.pretune.head_lr=1e-3", "student.pretune.warmup=0",
+                       "student.pretune.kd=0"),
+    "pretune-lr3e-3": ("student.pretune.lr=3e-3", "student.pretune.head_lr=3e-3", "student.pretune.warmup=1",
+                       "student.pretune.kd=0"),
+    "pretune-kd0.5": ("student.pretune.lr=3e-3", "student.pretune.head_lr=3e-3", "student.pretune.warmup=1",
+                      "student.pretune.kd=0.5"),
+    "pretune-kd0.8": ("student.pretune.lr=3e-3", "student.pretune.head_lr=3e-3", "student.pretune.warmup=1",
+                      "student.pretune.kd=0.8"),
+    "trial-kd0.5": ("training.kd=0.5",),
+    "quantize-lr0.01": (_cycles(0.01),),
+    "quantize-lr0.02": (_cycles(0.02),),
+    "quantize-lr0.05": (_cycles(0.05),),
+    "alpha0": ("training.alpha=0",),
+    "alpha0.03": ("training.alpha=0.03",),
+    "update-mean": ("quantization.kmeans_update=mean",),
+    "sequential": ("training.schedule=[{stage: distill, epochs: 2}, {stage: quantize, epochs: 6}]",),
+    "affine": ("quantization.method=affine",),
+    "affine-learned": ("quantization.method=affine", "quantization.affine_scale=learned"),
 }
 
 

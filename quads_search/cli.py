@@ -1,13 +1,14 @@
 """`quads-search`: the command line. Each subcommand lives beside the code it drives.
 
-Exit codes: 0 success, 2 user error (one line naming file, key and value), 1 failure.
-`--debug` shows tracebacks instead of one-line errors.
+Exit codes: 0 success, 2 user error (one line naming file, key and value), 1 failure, 130
+interrupted. `--debug` shows the traceback as well; the exit code stays the same.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import traceback
 
 from quads_search.errors import UserError
 
@@ -22,6 +23,7 @@ SUBCOMMANDS = {
     "data": ("quads_search.commands.data", "synthesise a corpus or summarise a dataset"),
     "evaluate": ("quads_search.commands.evaluate",
                  "evaluate a packed model (default: on the dataset it was trained on)"),
+    "export": ("quads_search.commands.export", "export a packed model as ONNX (weights kept packed) for a device"),
     "whisper": ("quads_search.commands.whisper", "pretrained Whisper from faster-whisper (CTranslate2) models"),
     "sensitivity": ("quads_search.commands.sensitivity",
                     "Hessian-trace sensitivity of each bit group and budgeted allocations (cached)"),
@@ -55,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args) or 0
-    except UserError as exc:
+    except UserError as exc:  # --debug adds the traceback; the exit code stays the user error's
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"quads-search: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a failure, not a user error: say what, exit 1
         if args.debug:
-            raise
+            traceback.print_exc()
+            return 1
         print(f"quads-search: failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1

@@ -4,17 +4,19 @@ Each finished trial's row is first written as its own JSON file (atomically), th
 parquet is rebuilt from all rows and swapped in by rename. A killed sweep therefore loses
 no finished trial, a re-run trial replaces its row (one row per trial id), and a damaged
 parquet can always be rebuilt from the row files.
+
+A row's `model_path` is relative to its experiment directory (`models/<trial>/model.safetensors`),
+so a results folder can be moved or copied; readers resolve it with `resolve_model_path`.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from quads_search.cache import write_json
+from quads_search.files import atomic_path, write_json
 from quads_search.metrics import METRIC_NAMES
 
 BASE_COLUMNS = ("trial_id", "experiment", "status", "kind", "node_id", "wall_s", *METRIC_NAMES, "error", "model_path",
@@ -49,9 +51,29 @@ class TrialTable:
 
     def write_parquet(self) -> None:
         frame = to_frame(self.rows())
-        tmp = self.dir / f".{TRIALS_FILE}.tmp"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, self.dir / TRIALS_FILE)
+        with atomic_path(self.dir / TRIALS_FILE) as temp:
+            frame.to_parquet(temp, index=False)
+
+
+def stored_model_path(model_path: str | Path, experiment_dir: Path) -> str:
+    """How a row stores a trial's model file: relative to the experiment directory (POSIX separators)."""
+    return Path(model_path).resolve().relative_to(Path(experiment_dir).resolve()).as_posix()
+
+
+def resolve_model_path(value: object, experiment_dir: Path) -> object:
+    """A row's `model_path` as a path to read, for the experiment now at `experiment_dir`.
+
+    A relative path is the experiment's. An absolute one (results written before paths were
+    stored relative) that no longer exists is looked for at its place under this experiment's
+    `models/`, where a moved or copied folder has it. Anything else (None, NaN) is returned as is.
+    """
+    if not isinstance(value, str):
+        return value
+    path = Path(value)
+    if not path.is_absolute():
+        return str(Path(experiment_dir) / path)
+    moved = Path(experiment_dir) / "models" / path.parent.name / path.name
+    return str(moved) if not path.exists() and moved.exists() else value
 
 
 def to_frame(rows: list[dict]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,41 @@ from filelock import FileLock
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray in tests: loopback only
+HOME_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+HOME_KEY = pytest.StashKey[tuple]()  # (the session's HOME, the variables it replaced)
 
 
 def pytest_configure(config) -> None:
-    """Before xdist starts its workers: the Ray token a first local Ray would write, written once.
+    """Before xdist starts its workers (they inherit the environment): a HOME of the session's own,
+    so that nothing a test does (Ray's ~/.ray/auth_token, the default ~/.cache/quads-search, a
+    Whisper conversion, matplotlib's font cache) lands in the real home; then the Ray token a
+    first local Ray would write, written once.
 
-    Without it, two workers starting their first local Ray at the same moment could each
+    Without the token, two workers starting their first local Ray at the same moment could each
     generate and save a different ~/.ray/auth_token."""
+    if hasattr(config, "workerinput"):
+        return
+    home = Path(tempfile.mkdtemp(prefix="quads-search-tests-home-"))
+    config.stash[HOME_KEY] = (home, {name: os.environ.get(name) for name in HOME_VARIABLES})
+    os.environ.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
+                      XDG_DATA_HOME=str(home / ".local" / "share"))
     token_set = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-    is_worker = hasattr(config, "workerinput")
-    if not is_worker and not token_set and not (Path.home() / ".ray" / "auth_token").exists():
+    if not token_set:
         subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "get-auth-token", "--generate"],
                        capture_output=True, check=True)
+
+
+def pytest_unconfigure(config) -> None:
+    """The session's HOME removed, the real one's variables put back."""
+    if HOME_KEY not in config.stash:
+        return
+    home, before = config.stash[HOME_KEY]
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def shared_dir(tmp_path_factory, name: str) -> Path:

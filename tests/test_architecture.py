@@ -94,7 +94,7 @@ def test_ray_is_imported_in_the_sweep_package_only():
 def test_layers_below_the_sweep_never_reach_ray():
     ray_modules = {name for name in MODULES if imports_ray(name)}
     for name in MODULES:
-        if name.split(".")[1:2] in (["config"], ["core"], ["quant"], ["data"], ["pareto"], ["results"]):
+        if name.split(".")[1:2] in (["config"], ["core"], ["quant"], ["data"], ["pareto"], ["results"], ["deploy"]):
             assert not reachable(name) & ray_modules, (name, reachable(name) & ray_modules)
 
 
@@ -108,12 +108,32 @@ def test_config_is_the_bottom_layer():
 
 def test_help_and_pareto_load_neither_torch_nor_ray():
     # `quads-search --help` and `pareto` start in well under a second: they must not import the
-    # training stack (torch alone takes ~2 s, with transformers ~6 s).
+    # training stack (torch alone takes ~2 s, with transformers ~6 s), nor the optional `onnx`
+    # extra (only `export`, `evaluate model.onnx` and `pareto --export --onnx` use it).
     import subprocess
     import sys
 
     probe = ("import sys; from quads_search.cli import build_parser; build_parser(['pareto']); "
              "import quads_search.pareto.plots, quads_search.pareto.cards; "
+             "print(sorted(m for m in ('torch', 'transformers', 'ray', 'onnx', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_onnx_is_imported_only_by_the_deploy_package():
+    # `onnx` and `onnxruntime` are an optional extra: the commands reach them lazily, inside functions.
+    importers = sorted(name for name in MODULES
+                       if any(m.split(".")[0] in ("onnx", "onnxruntime") for m in imports_of(name)))
+    assert importers and all(name.startswith("quads_search.deploy.") for name in importers), importers
+
+
+def test_the_onnx_graph_is_built_without_torch():
+    # An export needs safetensors, numpy and onnx only; running it needs onnxruntime only.
+    import subprocess
+    import sys
+
+    probe = ("import sys; import quads_search.deploy.onnx_export, quads_search.deploy.runtime; "
              "print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

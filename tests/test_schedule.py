@@ -51,6 +51,15 @@ def test_paper_loss_weights_expand_the_formula(alpha, gamma):
     assert torch.isclose(combine(w, l1=l1, ce=ce, centroid=centroid), expected)
 
 
+@pytest.mark.parametrize("kd", [0.0, 0.25, 1.0])
+def test_kd_shares_l_gt_between_labels_and_the_teachers_soft_labels(kd):
+    w = stage_loss("quantize", TrainingConfig(alpha=0.3, gamma=0.6, kd=kd))
+    l1, ce, centroid, soft = torch.tensor(2.0), torch.tensor(3.0), torch.tensor(5.0), torch.tensor(7.0)
+    l_gt = (1 - kd) * ce + kd * soft
+    expected = 0.6 * (0.3 * l1 + 0.7 * l_gt) + 0.4 * (centroid + l_gt)
+    assert torch.isclose(combine(w, l1=l1, ce=ce, centroid=centroid, kd=soft), expected)
+
+
 def test_cycles_and_explicit_stages_resolve_with_defaults():
     stages = resolve_schedule(TrainingConfig(schedule=CycleSchedule(cycles=3, distill=1, quantize=2, joint=1)))
     assert [s.stage for s in stages] == ["distill", "joint", "quantize"] * 3

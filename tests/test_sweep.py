@@ -25,8 +25,8 @@ def test_smoke_sweep_writes_a_row_per_trial_with_differing_bit_allocations(smoke
     bits = trials[[c for c in trials.columns if c.startswith("param.bits.")]]
     assert len(bits.columns) == 7 and len(bits.drop_duplicates()) > 1
     assert trials["size_mb"].nunique() > 1 and trials["accuracy"].between(0, 1).all()
-    for path in trials["model_path"]:
-        assert os.path.isfile(path)
+    for path in trials["model_path"]:  # relative to the experiment, so that results can move
+        assert not os.path.isabs(path) and os.path.isfile(experiment / path)
     resolved = yaml.safe_load((experiment / "config.yaml").read_text())
     assert resolved["search"]["num_samples"] == 3 and resolved["dataset"]["size"] == "small"
     storage = optuna.storages.JournalStorage(

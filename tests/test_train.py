@@ -158,8 +158,9 @@ def test_a_checkpoint_refuses_a_model_in_quantized_training(smoke_config, tmp_pa
         run.save(tmp_path / "ckpt")
 
 
-def test_the_paper_space_smoke_runs_on_cpu(smoke_cache, tmp_path):
-    """search_spaces/paper.yaml is meant for a GPU; its --smoke runs the same pretrained path here."""
+def test_the_paper_space_smoke_learns_on_cpu(smoke_cache, tmp_path):
+    """search_spaces/paper.yaml is meant for a GPU; its --smoke runs the same pretrained path here,
+    and the 8-bit pretrained student it ends with is well above chance (31 intents: 3.2 %)."""
     from tests.conftest import SPACE
 
     paper = SPACE.parent / "paper.yaml"
@@ -169,4 +170,5 @@ def test_the_paper_space_smoke_runs_on_cpu(smoke_cache, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads(out.stdout)
     assert metrics["params_m"] > 7.5 and metrics["teacher_params_m"] > 7.5  # tiny.en student and teacher
-    assert metrics["bits_avg"] < 9 and 0 <= metrics["valid_accuracy"] <= 1
+    assert metrics["bits_avg"] < 9
+    assert metrics["valid_accuracy"] >= 3 / 31, metrics["valid_accuracy"]  # at least 3 x chance

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from quads_search.errors import UserError
+from quads_search.files import atomic_path, copy_file
 from quads_search.pareto.cards import card_data, write_card
 from quads_search.pareto.front import (
     DEFAULT_OBJECTIVES,
@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
     p.add_argument("--min-accuracy", type=float,
                    help="... at least this accurate (on the ranking objective: validation accuracy by default)")
     p.add_argument("--export", type=Path, metavar="DIR", help="copy the selected (or front) models with model cards")
+    p.add_argument("--onnx", action="store_true",
+                   help="with --export: also write each model as model.onnx (weights packed; `evaluate` runs it)")
     p.add_argument("--no-plots", action="store_true", help="skip pareto.png and pareto.html")
     p.set_defaults(func=run)
 
@@ -70,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
               if any(v is not None for v in budgets.values()) else None)
     if chosen is not None and chosen.empty:
         raise UserError(f"{args.results}: no finished trial fits {({k: v for k, v in budgets.items() if v is not None})}")
+    if args.onnx and not args.export:
+        raise UserError("--onnx: give --export DIR too (it writes model.onnx beside each exported model)")
     if args.export:
         _check_writable(args.export)
     results_dir = args.results  # load_trials has checked that it is a directory
     references = load_references(trials, results_dir)
     chosen = with_ratios(chosen, references) if chosen is not None else None
     best = with_ratios(front(trials, objectives), references)
-    best.to_parquet(results_dir / "pareto.parquet", index=False)
+    with atomic_path(results_dir / "pareto.parquet") as temp:  # model paths relative to it: the folder can move
+        best.assign(model_path=_relative(best["model_path"], results_dir)).to_parquet(temp, index=False)
     cards = {row["trial_id"]: write_card(card_data(row, references[row["experiment"]]), Path(row["model_path"]).parent)
              for _, row in best.iterrows()}
     if not args.no_plots:
@@ -89,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_report(trials, best, chosen, objectives, constant, rank, results_dir, plots=not args.no_plots))
     if args.export:
-        export(shown, references, args.export)
-        print(f"exported {len(shown)} model(s) to {args.export}", file=sys.stderr)
+        export(shown, references, args.export, onnx=args.onnx)
+        print(f"exported {len(shown)} model(s){' with ONNX files' if args.onnx else ''} to {args.export}",
+              file=sys.stderr)
     return 0
 
 
@@ -99,8 +105,11 @@ def _draw(trials, best, references, objectives, constant, rank, cards, results_d
     from quads_search.pareto.report import write_html
 
     bits = tensor_bits(best)
-    details = {row["trial_id"]: {"kind": row.get("kind"), "model card": str(cards.get(row["trial_id"], "")),
-                                 "model": row["model_path"],
+    # paths relative to the report, which sits in results_dir: a moved folder's report stays right
+    card_paths = dict(zip(cards, _relative([str(p) for p in cards.values()], results_dir)))
+    model_paths = dict(zip(trials["trial_id"], _relative(trials["model_path"], results_dir)))
+    details = {row["trial_id"]: {"kind": row.get("kind"), "model card": card_paths.get(row["trial_id"], ""),
+                                 "model": model_paths[row["trial_id"]],
                                  **{c.removeprefix("param."): row[c] for c in trials.columns if c.startswith("param.")}}
                for _, row in trials.iterrows()}
     write_html(trials, best, bits, references, objectives, constant, rank, details, results_dir / "pareto.html")
@@ -151,10 +160,31 @@ def _check_writable(directory: Path) -> None:
         raise UserError(f"--export {directory}: not writable")
 
 
-def export(selected: pd.DataFrame, references: dict[str, dict], directory: Path) -> None:
-    """Copy each selected packed model with its model card (markdown + JSON)."""
+def export(selected: pd.DataFrame, references: dict[str, dict], directory: Path, onnx: bool = False) -> None:
+    """Copy each selected packed model with its model card (markdown + JSON), and its ONNX file if `onnx`.
+
+    The model goes first and the card last, each file by temp + fsync + rename: an export cut
+    short (a full disk, a kill) leaves no card without its model beside it.
+    """
     for _, row in selected.iterrows():
         card = card_data(row, references[row["experiment"]])
         target = directory / str(row["trial_id"])
+        target.mkdir(parents=True, exist_ok=True)
+        copy_file(Path(str(row["model_path"])), target / "model.safetensors")
+        if onnx:  # imported here: onnx is an optional extra, and pareto stays quick without it
+            from quads_search.deploy.onnx_export import export_onnx
+
+            export_onnx(target / "model.safetensors", target / "model.onnx")
         write_card(card, target)
-        shutil.copy2(Path(str(row["model_path"])), target / "model.safetensors")
+
+
+def _relative(paths, root: Path) -> list:
+    """Each path relative to `root` where it lies under it (POSIX separators), else as it is."""
+    base = Path(root).resolve()
+    out = []
+    for value in paths:
+        try:
+            out.append(Path(value).resolve().relative_to(base).as_posix() if isinstance(value, str) else value)
+        except ValueError:  # outside root
+            out.append(value)
+    return out

@@ -17,8 +17,8 @@ from quads_search.quant.bits import VALID_BITS
 def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
     p = subparsers.add_parser("profile", help=summary, description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True,
-                   help="a preset (whisper-tiny|base|small|medium|large), a pretrained id or directory, "
-                        "or a packed model file")
+                   help="a preset (whisper-tiny|base|small|medium|large), a pretrained name or directory "
+                        "(hub:<id> downloads one), or a packed model file")
     p.add_argument("--num-classes", type=int, default=31, help="intent classes of the head (default 31, FSC)")
     p.add_argument("--seconds", type=float, default=30.0, help="input length in seconds (default 30)")
     bits = p.add_mutually_exclusive_group()
@@ -63,10 +63,18 @@ def _bits(args: argparse.Namespace) -> tuple[int, dict[str, int]]:
         return args.bits, {}
     if not args.bits_map.is_file():
         raise UserError(f"--bits-map {args.bits_map}: no such file")
-    mapping = yaml.safe_load(args.bits_map.read_text())
+    try:
+        mapping = yaml.safe_load(args.bits_map.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--bits-map {args.bits_map}: not UTF-8 text (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", exc)
+        raise UserError(f"--bits-map {args.bits_map}{where}: malformed YAML/JSON: {problem}") from None
     if not isinstance(mapping, dict):
         raise UserError(f"{args.bits_map}: expected a mapping of tensor name -> bits")
-    bad = {k: v for k, v in mapping.items() if v not in VALID_BITS}
+    bad = {k: v for k, v in mapping.items() if isinstance(v, bool) or not isinstance(v, int) or v not in VALID_BITS}
     if bad:
         raise UserError(f"{args.bits_map}: bits must be one of {list(VALID_BITS)}, got {bad}")
     mapping = {str(k): v for k, v in mapping.items()}

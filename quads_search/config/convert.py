@@ -8,6 +8,7 @@ a list of stages) instead of one error per member.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from quads_search.config.schema import RunConfig
@@ -62,9 +63,12 @@ def _convert_scalar(tp: Any, value: Any, key: str, problems: list[str], lines: d
         return float(value)
     if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
+    if tp is float and isinstance(value, float) and not math.isfinite(value):  # .nan, .inf: no setting means that
+        problems.append(f"{_where(key, lines)}: must be a finite number, got {value!r}")
+        return value
     if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     problems.append(f"{_where(key, lines)}: expected {tp.__name__}, got {type(value).__name__} {value!r}")

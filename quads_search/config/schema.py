@@ -51,11 +51,12 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of L_1, L_GT (cross-entropy) and L_centroid in one stage's loss."""
+    """Weights of L_1, L_GT (cross-entropy), L_centroid and the teacher's soft labels in one stage's loss."""
 
     l1: float = 0.0
     ce: float = 1.0
     centroid: float = 0.0
+    kd: float = 0.0  # T²·KL(teacher ‖ student) on the intent logits (Hinton), T = training.kd_temperature
 
     def problems(self) -> list[tuple[str, str]]:
         return [(k, f"must be >= 0, got {v}") for k, v in dataclasses.asdict(self).items() if v < 0]
@@ -187,6 +188,8 @@ class TrainingConfig:
     schedule: Union[SchedulePreset, CycleSchedule, list[StageConfig]] = "quads"
     alpha: float = 0.5
     gamma: float = 0.5
+    kd: float = 0.0  # share of L_GT taken by the teacher's soft labels: L_GT = (1 - kd)·CE + kd·T²·KL
+    kd_temperature: float = 2.0
     loss: Literal["paper", "authors"] = "paper"
     batch_size: int = 32
     seed: int = 0
@@ -194,8 +197,10 @@ class TrainingConfig:
     eval_batch_size: int = 128
 
     def problems(self) -> list[tuple[str, str]]:
-        out = [(k, f"must be in [0, 1], got {getattr(self, k)}") for k in ("alpha", "gamma")
+        out = [(k, f"must be in [0, 1], got {getattr(self, k)}") for k in ("alpha", "gamma", "kd")
                if not 0 <= getattr(self, k) <= 1]
+        if not self.kd_temperature > 0:
+            out.append(("kd_temperature", f"must be > 0, got {self.kd_temperature}"))
         if isinstance(self.schedule, list) and not self.schedule:
             out.append(("schedule", "must hold at least one stage"))
         if isinstance(self.schedule, list):
@@ -263,13 +268,35 @@ EARLY_STOP_OBJECTIVES = {"valid_accuracy": "max", "size_mb": "min"}  # what the 
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """Hard upper bounds on what a trial may cost, checked before it trains (any subset of the keys).
+
+    Each is the metric of the same name as a finished trial reports it: `size_mb` the true packed
+    MiB (what `pareto --max-size-mb` bounds), `bits_avg` the parameter-weighted bits, `gmacs` per
+    forward pass. A draw over any of them is never trained (`sweep.budget`).
+    """
+
+    size_mb: float | None = None
+    bits_avg: float | None = None
+    gmacs: float | None = None
+
+    def bounds(self) -> dict[str, float]:
+        """The keys that are set, with their bounds."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [(k, f"must be a number > 0, got {v}") for k, v in self.bounds().items() if not v > 0]
+        return out or ([] if self.bounds() else [("", "sets none of size_mb, bits_avg, gmacs (leave it null for none)")])
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """How Optuna (through Ray Tune) explores `space`."""
 
     objectives: dict[str, Literal["max", "min"]] = field(
         default_factory=lambda: {"valid_accuracy": "max", "size_mb": "min"})
     constraints: dict[str, float] = field(default_factory=dict)  # metric -> upper bound
-    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
     num_samples: int = 12
     max_concurrent: int = 2
     seed: int = 0
@@ -281,6 +308,7 @@ class SearchConfig:
     warm_start: Literal["none", "sensitivity"] = "none"  # sensitivity: seeded bit allocations after the references
     seeds: int = 4  # size budgets (seeded trials) of warm_start: sensitivity
     early_stop: EarlyStopConfig | None = None  # null: every trial runs to its end
+    budget: BudgetConfig | None = None  # hard bounds checked before training: {size_mb, bits_avg, gmacs}, any subset
 
     def problems(self) -> list[tuple[str, str]]:
         out = [(f"objectives.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")
@@ -307,7 +335,7 @@ class SearchConfig:
         if self.checkpoint_every_s < 0:
             out.append(("checkpoint_every_s", f"must be >= 0, got {self.checkpoint_every_s}"))
         if self.constraints and self.sampler == "random":
-            out.append(("constraints", "need sampler tpe or nsga2 (the random sampler ignores constraints)"))
+            out.append(("constraints", "need sampler tpe, nsga2 or gp (the random sampler ignores constraints)"))
         return out + self._warm_start_and_early_stop_problems()
 
     def _warm_start_and_early_stop_problems(self) -> list[tuple[str, str]]:

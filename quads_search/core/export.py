@@ -23,10 +23,12 @@ from torch import Tensor, nn
 from quads_search.core.models import SLUModel, model_from_arch
 from quads_search.core.packed_header import FORMAT, packed_header
 from quads_search.errors import UserError
+from quads_search.files import atomic_path
 from quads_search.quant import Quantizer
 from quads_search.quant.packed import LEVEL_PARAMS, PackedTensor
 
 REGENERATED = "embed_positions.weight"
+MODEL_METADATA = ("arch", "num_classes", "intents", "config", "metrics")  # what `save_model` writes and readers need
 
 
 def save_packed(model: nn.Module, quantizer: Quantizer | None, path: str | Path, metadata: dict[str, Any]) -> None:
@@ -52,7 +54,8 @@ def save_packed(model: nn.Module, quantizer: Quantizer | None, path: str | Path,
         header = {"format": FORMAT, "tensors": json.dumps(specs), "metadata": json.dumps(metadata)}
     except TypeError as exc:
         raise TypeError(f"save_packed: metadata must be JSON-serialisable: {exc}") from None
-    save_file(tensors, str(path), metadata=header)
+    with atomic_path(path) as temp:  # temp + fsync + rename: never a torn model file
+        save_file(tensors, str(temp), metadata=header)
 
 
 def _as_half(name: str, value: Tensor) -> Tensor:
@@ -69,13 +72,26 @@ def read_packed(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     the only missing keys are the regenerated `embed_positions`.
     """
     header = packed_header(path)
-    specs = json.loads(header["tensors"])
+    specs, metadata = _header_json(path, header, "tensors"), _header_json(path, header, "metadata")
     try:
         with safe_open(str(path), framework="pt") as f:
             state = {name: _read_tensor(f, name, spec) for name, spec in specs.items()}
     except SafetensorError as exc:
         raise UserError(f"{path}: unreadable safetensors file: {exc}") from None
-    return state, json.loads(header["metadata"])
+    return state, metadata
+
+
+def _header_json(path: str | Path, header: dict[str, str], key: str) -> dict:
+    """One JSON object of the header, or a UserError naming the file and the key."""
+    if key not in header:
+        raise UserError(f"{path}: its header has no {key!r} (not a model written by quads-search)")
+    try:
+        value = json.loads(header[key])
+    except ValueError:
+        raise UserError(f"{path}: its header's {key!r} is not JSON") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: its header's {key!r} is no JSON object")
+    return value
 
 
 def _read_tensor(f: Any, name: str, spec: dict[str, Any]) -> Tensor:
@@ -105,6 +121,10 @@ def load_packed(path: str | Path) -> tuple[nn.Module, dict]:
         state, metadata = read_packed(path)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: not a readable packed model ({exc})") from None
+    lacking = [key for key in MODEL_METADATA if key not in metadata]
+    if lacking:
+        raise UserError(f"{path}: its metadata lacks {', '.join(lacking)}: a packed tensor file, but not a model "
+                        "that `save_model` wrote (train, run or pareto --export write those)")
     model = model_from_arch(metadata["arch"], metadata["num_classes"])
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"encoder.embed_positions.weight"}:

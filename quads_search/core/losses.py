@@ -32,11 +32,10 @@ def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 
 
 def combine(weights: LossWeights, *, l1: torch.Tensor | None, ce: torch.Tensor,
-            centroid: torch.Tensor | None) -> torch.Tensor:
-    """w_l1·L_1 + w_ce·L_GT + w_centroid·L_centroid, skipping terms with zero weight or no value."""
+            centroid: torch.Tensor | None, kd: torch.Tensor | None = None) -> torch.Tensor:
+    """w_l1·L_1 + w_ce·CE + w_centroid·L_centroid + w_kd·KD, skipping terms with zero weight or no value."""
     total = weights.ce * ce
-    if weights.l1 and l1 is not None:
-        total = total + weights.l1 * l1
-    if weights.centroid and centroid is not None:
-        total = total + weights.centroid * centroid
+    for weight, term in ((weights.l1, l1), (weights.centroid, centroid), (weights.kd, kd)):
+        if weight and term is not None:
+            total = total + weight * term
     return total

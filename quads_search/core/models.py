@@ -17,7 +17,7 @@ from transformers.utils import logging as transformers_logging
 from quads_search.config import ModelConfig, RunConfig
 from quads_search.data.features import N_MELS
 from quads_search.errors import UserError
-from quads_search.whisper.resolve import resolve_pretrained
+from quads_search.whisper.resolve import load_options, resolve_pretrained
 
 # Published Whisper encoder shapes: d_model, layers, heads, ffn.
 PRESETS = {
@@ -34,7 +34,8 @@ def encoder_arch(cfg: ModelConfig, frames: int, cache_dir: str | Path = RunConfi
     `cache_dir` holds faster-whisper models converted for transformers."""
     if cfg.pretrained:
         try:
-            whisper = WhisperConfig.from_pretrained(resolve_pretrained(cfg.pretrained, cache_dir))
+            whisper = WhisperConfig.from_pretrained(resolve_pretrained(cfg.pretrained, cache_dir),
+                                                    local_files_only=load_options(cfg.pretrained)["local_files_only"])
         except (OSError, ValueError) as exc:
             raise UserError(f"pretrained={cfg.pretrained!r}: cannot read its config: {exc}") from None
         arch = whisper.to_dict()
@@ -91,7 +92,8 @@ def build_model(cfg: ModelConfig, num_classes: int, frames: int,
         verbosity = transformers_logging.get_verbosity()
         transformers_logging.set_verbosity_error()  # the decoder and classifier keys it skips are expected
         try:
-            state = WhisperForAudioClassification.from_pretrained(pretrained).encoder.state_dict()
+            state = WhisperForAudioClassification.from_pretrained(pretrained, **load_options(cfg.pretrained)
+                                                                  ).encoder.state_dict()
         finally:
             transformers_logging.set_verbosity(verbosity)
         state["embed_positions.weight"] = state["embed_positions.weight"][: arch["max_source_positions"]]

@@ -32,4 +32,11 @@ def packed_header(path: str | Path) -> dict[str, str]:
 
 def read_packed_metadata(path: str | Path) -> dict[str, Any]:
     """The caller's metadata of a packed file, without reading any tensor."""
-    return json.loads(packed_header(path)["metadata"])
+    text = packed_header(path).get("metadata")
+    try:
+        metadata = json.loads(text) if text is not None else None
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise UserError(f"{path}: its header holds no metadata object (not a model written by quads-search)")
+    return metadata

@@ -32,7 +32,7 @@ from quads_search.core.epochs import (
     train_epoch,
 )
 from quads_search.core.export import save_model
-from quads_search.core.losses import combine, cross_entropy, l1_distill
+from quads_search.core.losses import combine, cross_entropy, l1_distill, soft_cross_entropy
 from quads_search.core.models import SLUModel, encoder_arch
 from quads_search.core.pretune import pretuned_model
 from quads_search.core.profile import cost_report
@@ -66,6 +66,10 @@ class Prepared:
     pretune_record: dict
     device: torch.device
     references: dict  # the fp32 teacher and pre-tuned student: what compression is measured against
+    teacher_logits: torch.Tensor | None = None  # of the training clips, where soft labels are learned from
+
+
+HELD_OUT_REFERENCES = ("teacher_accuracy", "student_fp32_accuracy")
 
 
 def references(cfg: RunConfig, teacher_record: dict, student: SLUModel, student_record: dict, frames: int) -> dict:
@@ -90,14 +94,21 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     log(f"dataset: {cfg.dataset.kind} (a synthetic corpus is generated on first use), features cached in {cache}")
     data = load_features(cfg.dataset, cache)
     teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device, log)
-    soft = teacher_soft_targets(cfg, data, cache, teacher_z, log) if cfg.student.pretune.kd else None
+    soft = teacher_soft_targets(cfg, data, cache, teacher_z, log) if learns_soft_labels(cfg) else None
     student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=cfg.training.seed,
                              batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
                              device=device, log=log, soft_targets=soft)
     refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
-    log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in refs.items()))
+    shown = {k: v for k, v in refs.items() if k not in HELD_OUT_REFERENCES}  # test stays out of sight in logs
+    log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
     data, teacher_z = on_device(data, teacher_z, device, log)
-    return Prepared(data, teacher_z, student.model, student.record, device, refs)
+    logits = soft.logits.to(teacher_z.device) if soft is not None else None
+    return Prepared(data, teacher_z, student.model, student.record, device, refs, logits)
+
+
+def learns_soft_labels(cfg: RunConfig) -> bool:
+    """Whether pre-tuning or the stages learn from the teacher's intent logits."""
+    return bool(cfg.student.pretune.kd or cfg.training.kd)
 
 
 GPU_SHARE = 0.25  # the features may take at most this share of a GPU's free memory
@@ -184,10 +195,15 @@ class QuadsRun:
         generator = torch.Generator().manual_seed(self.cfg.training.seed * 1000 + index)
         weights, teacher_z = stage.loss, self.prepared.teacher_z.to(self.prepared.device)
 
+        teacher_logits = self.prepared.teacher_logits
+
         def step_loss(logits, z, labels, batch_index):
-            l1 = l1_distill(z, self.reducer(teacher_z[batch_index.to(self.prepared.device)])) if weights.l1 else None
+            index = batch_index.to(self.prepared.device)
+            l1 = l1_distill(z, self.reducer(teacher_z[index])) if weights.l1 else None
             centroid = self.quantizer.centroid_loss() if (self.active and weights.centroid) else None
-            return combine(weights, l1=l1, ce=cross_entropy(logits, labels), centroid=centroid)
+            kd = (soft_cross_entropy(logits, teacher_logits[index], self.cfg.training.kd_temperature)
+                  if weights.kd else None)
+            return combine(weights, l1=l1, ce=cross_entropy(logits, labels), centroid=centroid, kd=kd)
 
         after = {"quantize": self.quantizer.step, "joint": self.quantizer.update_codebooks}.get(stage.stage)
         loss = float("nan")
@@ -258,7 +274,7 @@ def prepare_key(cfg: RunConfig) -> str:
     """Equal keys mean `prepare(cfg)` returns the same data and models (a worker may keep one)."""
     t = cfg.training
     return digest(cfg.dataset, cfg.teacher, cfg.student, cfg.cache_dir, t.seed, t.batch_size, t.device,
-                  t.eval_batch_size)
+                  t.eval_batch_size, learns_soft_labels(cfg))
 
 
 @contextlib.contextmanager

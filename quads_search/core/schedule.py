@@ -97,7 +97,8 @@ def stage_loss(kind: str, training: TrainingConfig) -> LossWeights:
     """Loss weights for a stage kind.
 
     paper:   L = γ·(α·L_1 + (1−α)·L_GT) + (1−γ)·(L_centroid + L_GT) in every stage
-             (L_centroid is zero where no codebook is active, i.e. in distill stages);
+             (L_centroid is zero where no codebook is active, i.e. in distill stages), where
+             L_GT = (1 − kd)·CE + kd·T²·KL(teacher ‖ student) on the intent logits (kd 0: the paper's);
     authors: 1e-6·L_1 + L_GT in distillation, L_GT alone in quantization.
     Pre-tuning is cross-entropy alone in both.
     """
@@ -105,5 +106,6 @@ def stage_loss(kind: str, training: TrainingConfig) -> LossWeights:
         return LossWeights(l1=0.0, ce=1.0, centroid=0.0)
     if training.loss == "authors":
         return LossWeights(l1=1e-6 if kind == "distill" else 0.0, ce=1.0, centroid=0.0)
-    a, g = training.alpha, training.gamma
-    return LossWeights(l1=g * a, ce=g * (1 - a) + (1 - g), centroid=1 - g)
+    a, g, kd = training.alpha, training.gamma, training.kd
+    ground_truth = g * (1 - a) + (1 - g)  # L_GT's weight, shared between labels and soft labels by kd
+    return LossWeights(l1=g * a, ce=ground_truth * (1 - kd), centroid=1 - g, kd=ground_truth * kd)

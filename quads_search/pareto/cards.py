@@ -12,6 +12,7 @@ import pandas as pd
 
 from quads_search.core.packed_header import read_packed_metadata
 from quads_search.errors import UserError
+from quads_search.files import write_text
 from quads_search.pareto.table import REFERENCE_ROLES
 
 
@@ -29,9 +30,9 @@ def card_data(row: pd.Series, references: dict) -> dict:
 def write_card(card: dict, directory: Path) -> Path:
     """Write the card (markdown + JSON) into `directory`; returns the markdown's path."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+    write_text(directory / "model_card.json", json.dumps(card, indent=2, default=str))
     path = directory / "MODEL_CARD.md"
-    path.write_text(_markdown(card))
+    write_text(path, _markdown(card))
     return path
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from quads_search.errors import UserError
 from quads_search.metrics import METRICS
-from quads_search.results import TRIALS_FILE, to_frame, trial_row
+from quads_search.results import TRIALS_FILE, resolve_model_path, to_frame, trial_row
 
 Objectives = list[tuple[str, str]]
 DEFAULT_OBJECTIVES: Objectives = [("valid_accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
@@ -136,9 +136,8 @@ def _read_experiment(directory: Path, warn) -> pd.DataFrame:
         frame = _from_tune_results(directory)
     if "experiment" not in frame or frame["experiment"].isna().all():
         frame["experiment"] = directory.name
-    # A relative model path (a results snapshot that moved, e.g. docs/bench-results/) is the experiment's.
-    frame["model_path"] = [str(directory / p) if isinstance(p, str) and not Path(p).is_absolute() else p
-                           for p in frame["model_path"]]
+    # Stored relative to the experiment (results.stored_model_path): resolved against where it is now.
+    frame["model_path"] = [resolve_model_path(p, directory) for p in frame["model_path"]]
     return frame
 
 

@@ -26,6 +26,7 @@ from quads_search.pareto.report import (  # noqa: E402
     nice_ticks,
     uses_log_axis,
 )
+from quads_search.files import atomic_path  # noqa: E402
 from quads_search.pareto.table import REFERENCE_ROLES  # noqa: E402
 
 
@@ -39,7 +40,8 @@ def plot_png(trials: pd.DataFrame, bits: pd.DataFrame, references: dict[str, dic
     _heatmap(axes[-1], bits)
     fig.suptitle(f"quads-search: {len(trials)} finished trials, chosen on {METRICS[rank].label}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=110, format="png")
     plt.close(fig)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from quads_search.files import write_text
 from quads_search.metrics import METRICS
 from quads_search.pareto.front import front
 from quads_search.pareto.table import REFERENCE_ROLES
@@ -152,7 +153,7 @@ def write_html(trials: pd.DataFrame, rows: pd.DataFrame, bits: pd.DataFrame, ref
         title="quads-search: the accuracy / size front", count=len(trials), front=len(rows),
         rank=html.escape(METRICS[rank].label), notes=notes, panels=panels, table=_table(rows, bits),
         refs=_reference_list(references), details=json.dumps(details, default=str).replace("</", "<\\/"))
-    path.write_text(page)
+    write_text(path, page)
 
 
 def _reference_values(references: dict[str, dict], rank: str) -> dict[str, float]:

@@ -8,19 +8,23 @@ and writes the reference accuracies (teacher, fp32 student) beside the results.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import ray
 import yaml
+from filelock import FileLock, Timeout
 from ray import tune
 
-from quads_search.cache import write_json
 from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
-from quads_search.results import REFERENCES_FILE, TrialTable
+from quads_search.files import write_json, write_text
+from quads_search.results import REFERENCES_FILE, TRIALS_FILE, TrialTable
 from quads_search.sweep.progress import TrialRecorder, reconcile, summary
 from quads_search.sweep.scheduler import EarlyStopScheduler
 from quads_search.sweep.searcher import make_searcher
@@ -29,6 +33,10 @@ from quads_search.sweep.space import Enqueued, reference_trials
 from quads_search.sweep.trainable import quads_trial
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOCK_FILE = ".run.lock"  # held by the one `run` writing into an experiment directory
+# Besides SIGINT, what stops a sweep as Ctrl-C does (Tune saves its state; exit 130, --resume
+# continues): SIGTERM (a scheduler's or `kill`'s) and SIGUSR1 (which Ray Tune handles while trials run).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 def dashboard_warning(host: str) -> str | None:
@@ -93,13 +101,21 @@ class SweepOutcome:
 
 def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = None, resume: bool = False,
               dashboard_host: str = "127.0.0.1", log=print) -> SweepOutcome:
-    """Run (or resume) the sweep into `<results_dir>/<name>/`; KeyboardInterrupt if interrupted."""
+    """Run (or resume) the sweep into `<results_dir>/<name>/`; KeyboardInterrupt if interrupted
+    (Ctrl-C, SIGTERM or SIGUSR1). The experiment directory is locked while it runs."""
     results_dir = results_dir.resolve()
     experiment_dir = results_dir / config.name
-    _check_experiment_dir(experiment_dir, config, resume)
-    experiment_dir.mkdir(parents=True, exist_ok=True)
+    if resume and not experiment_dir.is_dir():
+        raise UserError(f"--resume: {experiment_dir} holds no sweep to resume")
+    with _locked(experiment_dir), _stop_signals_as_ctrl_c():
+        _check_experiment_dir(experiment_dir, config, resume)
+        return _run_locked(config, results_dir, experiment_dir, address, resume, dashboard_host, log)
+
+
+def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, address: str | None, resume: bool,
+                dashboard_host: str, log) -> SweepOutcome:
     if not resume:
-        (experiment_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        write_text(experiment_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     from quads_search.core.run import prepare
 
     log("preparing shared data and pre-tuned models (cached after the first run)")
@@ -113,6 +129,7 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # stage checkpoints are small
     start_ray(address, log, dashboard_host)
+    _handle_stop_signals()  # again: ray.init replaced the SIGTERM handler
     try:
         table = TrialTable(experiment_dir)
         recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log,
@@ -138,15 +155,16 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
 
 
 def _fit(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
-    """Run the tuner; (results, whether a SIGINT/SIGUSR1 stopped it).
+    """Run the tuner; (results, whether SIGINT, SIGTERM or SIGUSR1 stopped it).
 
-    Ray Tune catches SIGINT itself and returns normally. Its handler puts back the handler it
-    replaced when (and only when) it receives the signal, so a marker handler installed
-    before `fit` is in place again afterwards exactly when Tune was interrupted.
+    Ray Tune catches SIGINT and SIGUSR1 itself and returns normally; SIGTERM reaches Tune's
+    SIGINT handler through `_as_ctrl_c`. That handler puts back the SIGINT handler
+    it replaced when (and only when) it receives a signal, so a marker handler installed
+    before `fit` is in place again afterwards exactly when Tune was stopped.
     """
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, *STOP_SIGNALS)}
 
-    def marker(signum, frame):  # only reachable on a second Ctrl-C, after Tune gave the handler back
+    def marker(signum, frame):  # only reachable on a second stop signal, after Tune gave the handler back
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, marker)
@@ -154,7 +172,54 @@ def _fit(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
         grid = tuner.fit()
         return grid, signal.getsignal(signal.SIGINT) is marker
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():  # Tune leaves its SIGUSR1 handler installed
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _as_ctrl_c(signum, frame) -> None:
+    """Handle a stop signal as whatever handles SIGINT at that moment: Ray Tune's handler while trials
+    run (it saves the state and ends the sweep), else Python's KeyboardInterrupt."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):  # SIGINT ignored or at the OS default: stop all the same
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
+
+
+def _handle_stop_signals() -> dict:
+    """Route STOP_SIGNALS to `_as_ctrl_c` (main thread only); the handlers they had before.
+
+    Called again once Ray is up: `ray.init` installs its own SIGTERM handler, which exits at once."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return {}
+    return {s: signal.signal(s, _as_ctrl_c) for s in STOP_SIGNALS}
+
+
+@contextlib.contextmanager
+def _stop_signals_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGUSR1 do what Ctrl-C does for the whole sweep; the handlers from before come back after."""
+    previous = _handle_stop_signals()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _locked(experiment_dir: Path) -> Iterator[None]:
+    """Hold the experiment directory's lock, or refuse (a UserError) while another run holds it."""
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(experiment_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"{experiment_dir}: another `quads-search run` is writing into it ({LOCK_FILE} is locked); "
+                        f"wait for it to end, or choose another --results-dir or --set name=...") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool,
@@ -180,6 +245,13 @@ def _check_experiment_dir(experiment_dir: Path, config: SweepConfig, resume: boo
     if not resume and has_state:
         raise UserError(f"{experiment_dir} already holds results: pass --resume to continue that sweep, "
                         f"or choose another --results-dir or --set name=...")
+    rows = experiment_dir / "rows"
+    earlier = [p.name for p in (rows, experiment_dir / TRIALS_FILE)
+               if p.is_file() or (p.is_dir() and any(p.glob("*.json")))]
+    if not resume and earlier:
+        raise UserError(f"{experiment_dir} holds the trials of an earlier sweep ({' and '.join(earlier)}) but no "
+                        f"Ray Tune state to resume them from; a new sweep would mix them into its {TRIALS_FILE}: "
+                        f"remove them, or choose another --results-dir or --set name=...")
     saved = experiment_dir / "config.yaml"
     if resume and not saved.is_file():
         raise UserError(f"--resume: {saved} is missing, so the sweep's config cannot be checked; "

@@ -24,7 +24,7 @@ from quads_search.config import (
 )
 from quads_search.errors import ConfigError, UserError
 from quads_search.results import KIND_KEY
-from quads_search.sweep.search_checks import search_problems
+from quads_search.sweep.search_checks import bit_widths, search_problems
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
 REFERENCE_BITS_KEY = "reference_bits"  # a reference trial's uniform bit width, beside its sampled params
@@ -88,7 +88,7 @@ def space_values(config: SweepConfig, wanted: dict[str, Any]) -> tuple[dict[str,
     base, params, inside_all = to_dict(config.run_config()), {}, True
     for name, param in config.space.items():
         value = wanted[name] if name in wanted else _lookup(base, config_key(name))
-        inside = value is not None and _contains(_distribution(param), value)
+        inside = value is not None and in_space(param, value)
         params[name] = value if inside else extreme_values(param)[0]
         inside_all &= inside
     return params, inside_all
@@ -109,18 +109,33 @@ def _lookup(raw: dict, dotted: str) -> Any:
     return value
 
 
-def _contains(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
-    try:
-        return dist._contains(dist.to_internal_repr(value))
-    except (ValueError, TypeError):
+def in_space(param: ParamSpace, value: Any) -> bool:
+    """Whether the sampler could draw `value` for `param` (one of its choices, or inside its range)."""
+    if param.choice is not None:
+        return any(value == c for c in param.choice)  # as Optuna's categorical compares (1 == 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
+    low, high = param.int or param.uniform or param.loguniform
+    return low <= value <= high and (param.int is None or float(value).is_integer())
 
 
 def extreme_values(param: ParamSpace) -> list[Any]:
-    """Every choice, or both ends of a range: the values worth validating up front."""
+    """Every choice, or both ends of a range."""
     if param.choice is not None:
         return list(param.choice)
     return list(param.uniform or param.loguniform or param.int)
+
+
+MAX_CHECKED_INTS = 256  # an int range up to this long has every value checked up front
+
+
+def checked_values(param: ParamSpace) -> list[Any]:
+    """The values validated before a sweep starts: every choice, every value of an int range (up to
+    MAX_CHECKED_INTS of them: a rule such as `heads` dividing `d_model` can fail inside a range
+    whose ends pass), the ends of a float range."""
+    if param.int is not None and param.int[1] - param.int[0] < MAX_CHECKED_INTS:
+        return list(range(param.int[0], param.int[1] + 1))
+    return extreme_values(param)
 
 
 def check_space(config: SweepConfig) -> list[str]:
@@ -132,7 +147,13 @@ def check_space(config: SweepConfig) -> list[str]:
         if section not in RUN_SECTIONS:
             problems.append(f"space.{name}: must set a key under {list(RUN_SECTIONS)} or bits.*")
             continue
-        for value in extreme_values(param):
+        if name.startswith("bits."):
+            try:
+                bit_widths(name, param)  # every width the sampler may draw, named together if some are none
+            except UserError as exc:
+                problems.append(str(exc))
+                continue
+        for value in checked_values(param):
             try:
                 apply_params(base, {name: value}, f"space.{name}")
             except ConfigError as exc:
@@ -198,6 +219,8 @@ def make_sampler(search: SearchConfig, constrained: bool = False) -> optuna.samp
         return optuna.samplers.NSGAIISampler(population_size=max(4, min(20, search.num_samples // 3)), **kwargs)
     if search.sampler == "tpe":
         return optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, search.num_samples // 3)), **kwargs)
+    if search.sampler == "gp":  # multi-objective with constraints since Optuna 4.5; needs scipy
+        return optuna.samplers.GPSampler(n_startup_trials=max(2, min(10, search.num_samples // 3)), **kwargs)
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=search.seed)
     raise ValueError(f"search.sampler: unknown sampler {search.sampler!r}")

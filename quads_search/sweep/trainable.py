@@ -32,6 +32,7 @@ from quads_search.core.planned import planned_size_mb
 from quads_search.core.run import Prepared, prepare, prepare_key, run_quads, timed
 from quads_search.errors import UserError
 from quads_search.metrics import METRIC_NAMES
+from quads_search.results import stored_model_path
 from quads_search.sweep.space import apply_params
 from quads_search.sweep.stopping import PLANNED_SIZE_KEY
 
@@ -60,7 +61,9 @@ def quads_trial(params: dict, *, base: dict, experiment_dir: str, checkpoint_eve
 
         try:
             final = _train(params, base, trial_dir, log, checkpoint_every_s, timings)
-            final.update(status="finished", error=None)
+            # relative to the experiment, so that the results folder can move (pareto resolves it)
+            final.update(status="finished", error=None,
+                         model_path=stored_model_path(final["model_path"], Path(experiment_dir)))
         except Exception as exc:  # noqa: BLE001 - classified, logged and reported; the sweep goes on
             log(traceback.format_exc())
             status = "failed" if is_training_fault(exc) else "error"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,11 +193,26 @@ def _dequantized(source: str, name: str, value: torch.Tensor, scale: torch.Tenso
                     "and int16 with one scalar")
 
 
+_SHA256_MEMO: dict[tuple, str] = {}  # (path, inode, size, mtime, ctime) of each part -> the digest
+
+
 def sha256_of(parts: Sequence[Path]) -> str:
-    """The sha256 of the parts read as one file (the digest of the joined model.bin)."""
-    digest = hashlib.sha256()
+    """The sha256 of the parts read as one file (the digest of the joined model.bin).
+
+    Memoised in this process per (path, inode, size, mtime, ctime) of every part: a run resolves
+    the same packaged model several times (config, teacher, student), and each hash reads ~75 MB;
+    a file replaced or rewritten in place changes one of those stamps, and is hashed again.
+    """
+    stamps = []
     for part in parts:
-        with open(part, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+        stat = os.stat(part)
+        stamps.append((str(Path(part).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+    key = tuple(stamps)
+    if key not in _SHA256_MEMO:
+        digest = hashlib.sha256()
+        for part in parts:
+            with open(part, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        _SHA256_MEMO[key] = digest.hexdigest()
+    return _SHA256_MEMO[key]

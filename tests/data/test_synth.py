@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -105,6 +107,13 @@ def test_holdout_accents_hears_no_accent_in_two_splits() -> None:
     accents = _by_split(plan("default", 0, "accents"), _accent)
     for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
         assert not accents[a] & accents[b], f"an accent is heard in both {a} and {b}"
+
+
+def test_holdout_accents_is_the_corpus_every_earlier_result_used() -> None:
+    """Byte for byte the plan of the corpus before holdouts were named (checked against that code)."""
+    rows = [(u.split, u.speaker, u.voice, u.rate, u.pitch, list(u.intent), u.text, u.path)
+            for u in plan("default", 0, "accents")]
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] == "4d811b9da4b77968"
 
 
 def test_holdout_phrasings_says_no_test_or_valid_wording_in_training() -> None:

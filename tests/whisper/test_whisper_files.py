@@ -180,4 +180,4 @@ def test_resolving_converts_once_per_content_and_passes_other_values_through(tmp
     assert resolve_pretrained(str(tiny_dir), tmp_path / "cache") == by_name  # same files, same entry
     assert (Path(by_name) / "model.safetensors").stat().st_mtime_ns == stamp
     assert resolve_pretrained(by_name, tmp_path / "cache") == by_name  # a Hugging Face directory as it is
-    assert resolve_pretrained("openai/whisper-tiny", tmp_path / "cache") == "openai/whisper-tiny"
+    assert resolve_pretrained("hub:openai/whisper-tiny", tmp_path / "cache") == "openai/whisper-tiny"  # asked for

@@ -1,0 +1,121 @@
+"""Hard budgets (`search.budget`): a trial's costs known before it trains, and draws that respect them.
+
+A trial's packed size (MiB), average bits and GMACs follow from its configuration alone:
+`planned_costs` builds the student on the meta device, resolves its bits as the quantizer
+does and counts them with `size_report` and `count_macs`, the functions a run's end counts
+with, so a planned cost is the metric the trial would report. `ask_within_budget` asks the
+study for a trial, records cost − bound for every budgeted key with Optuna's public
+`Trial.set_constraint` (> 0: infeasible), and trains nothing over budget: such a draw is told
+PRUNED, without objective values, and the study is asked again. Reference trials are the
+exception: they run over budget (the caller marks them), carrying their constraint values.
+
+What a rejected draw teaches each sampler (Optuna 5.1, read in its source):
+  TPE       reads COMPLETE and PRUNED trials, and sorts any with a positive constraint into an
+            infeasible group it splits last (`_tpe/sampler.py: _split_trials`): the draw joins
+            the "above" density, so TPE draws less like it.
+  NSGA-II   builds its generations from COMPLETE trials only (`_ga/_base.py`): a rejected draw is
+            invisible to it, and redrawing is rejection sampling from its proposal (random in
+            the first generation, crossover and mutation after). Trained trials carry their
+            constraints, so its constrained domination ranks an over-budget reference last.
+  GP        fits its objective and constraint models on COMPLETE trials only: as NSGA-II, plus
+            a feasibility model from the trained trials' constraint values.
+  random    ignores constraints: rejection sampling.
+Ray-free: the sweep's searcher and the benches share it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+
+from quads_search.config import RunConfig, StudentConfig
+from quads_search.config.schema import BudgetConfig
+from quads_search.core.models import SLUModel, encoder_arch
+from quads_search.core.profile import count_macs
+from quads_search.data.features import frames_for
+from quads_search.errors import UserError
+from quads_search.quant import quantizable_weights, resolve_bits, size_report
+from quads_search.sweep.space import REFERENCE_BITS_KEY, apply_params
+
+BUDGET_FILE = "budget.json"  # beside trials.parquet: the budget and how many draws it rejected
+MAX_REDRAWS = 5000  # draws in a row over budget before a sweep gives up on the budget
+
+
+class BudgetExhausted(UserError):
+    """The sampler kept drawing over budget: the space may hold nothing within it."""
+
+
+@functools.lru_cache(maxsize=8)
+def _meta_student(student: StudentConfig, frames: int, cache_dir: str, num_classes: int) -> tuple[SLUModel, float]:
+    """The student on the meta device and its GMACs per forward pass (bits do not change MACs)."""
+    arch = encoder_arch(student, frames, cache_dir)  # may read files: not on meta
+    with torch.device("meta"):
+        model = SLUModel(arch, num_classes)
+    return model, count_macs(model, frames)[0] / 1e9
+
+
+def planned_costs(cfg: RunConfig, num_classes: int) -> dict[str, float]:
+    """`size_mb`, `bits_avg` and `gmacs` of `cfg`'s trained student, as its final report will give them."""
+    model, gmacs = _meta_student(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
+    bits = cfg.quantization.bits
+    resolved = resolve_bits(quantizable_weights(model), bits["default"], {k: v for k, v in bits.items() if k != "default"})
+    sizes = size_report(model, resolved, cfg.quantization.method)
+    return {"size_mb": sizes["size_mb"], "bits_avg": sizes["bits_avg"], "gmacs": gmacs}
+
+
+def budget_text(budget: BudgetConfig) -> str:
+    """`size_mb <= 0.05, bits_avg <= 2` (for messages)."""
+    return ", ".join(f"{k} <= {v:g}" for k, v in budget.bounds().items())
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """A budget with what it needs to plan a trial's costs: the base config and the number of classes."""
+
+    budget: BudgetConfig
+    base: RunConfig
+    num_classes: int
+
+    def constraints(self, params: dict[str, Any]) -> dict[str, float] | None:
+        """cost − bound per budgeted key (> 0: over); None when `params` make no valid config (the
+        trial then fails in training as it would without a budget)."""
+        try:
+            costs = planned_costs(apply_params(self.base, params), self.num_classes)
+        except UserError:
+            return None
+        return {key: costs[key] - bound for key, bound in self.budget.bounds().items()}
+
+
+def trial_params(trial: optuna.trial.Trial | optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters as `apply_params` takes them: a reference's uniform width rides in its user attrs."""
+    return {**trial.params, **{k: v for k, v in trial.user_attrs.items() if k == REFERENCE_BITS_KEY}}
+
+
+def is_over(constraints: dict[str, float] | None) -> bool:
+    return constraints is not None and any(v > 0 for v in constraints.values())
+
+
+def ask_within_budget(study: optuna.Study, space: dict[str, optuna.distributions.BaseDistribution],
+                      check: BudgetCheck, max_redraws: int = MAX_REDRAWS) -> tuple[optuna.trial.Trial, int]:
+    """The next trial that fits the budget (or a reference, which runs regardless), and how many draws
+    before it were over budget and told PRUNED with their constraints. Every returned trial carries
+    its constraint values too. Raises BudgetExhausted after `max_redraws` rejected draws in a row."""
+    rejected, least = 0, {}
+    while True:
+        trial = study.ask(space)
+        constraints = check.constraints(trial_params(trial))
+        for key, value in (constraints or {}).items():
+            trial.set_constraint(key, value)
+        if trial.user_attrs.get("kind") == "reference" or not is_over(constraints):
+            return trial, rejected
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        rejected += 1
+        least = {k: min(v, least.get(k, math.inf)) for k, v in constraints.items()}
+        if rejected >= max_redraws:
+            closest = ", ".join(f"{k} {check.budget.bounds()[k] + v:.4g}" for k, v in least.items())
+            raise BudgetExhausted(f"search.budget ({budget_text(check.budget)}): {rejected} draws in a row were over "
+                                  f"it; the space may hold nothing within it (least planned: {closest})")
