@@ -30,7 +30,7 @@ from quads_search.pareto.front import (
     to_costs,
     varying,
 )
-from quads_search.pareto.table import load_references, tensor_bits, with_ratios
+from quads_search.pareto.table import DROP_COLUMNS, PAPER_BOUND, load_references, tensor_bits, with_drops, with_ratios
 
 TABLE_COLUMNS = ["trial_id", "experiment", "kind", "valid_accuracy", "accuracy", "f1_macro", "size_mb", "gmacs",
                  "bits_avg"]
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         _check_writable(args.export)
     results_dir = args.results  # load_trials has checked that it is a directory
     references = load_references(trials, results_dir)
-    chosen = with_ratios(chosen, references) if chosen is not None else None
-    best = with_ratios(front(trials, objectives), references)
+    chosen = with_drops(with_ratios(chosen, references), trials, references) if chosen is not None else None
+    best = with_drops(with_ratios(front(trials, objectives), references), trials, references)
     with atomic_path(results_dir / "pareto.parquet") as temp:  # model paths relative to it: the folder can move
         best.assign(model_path=_relative(best["model_path"], results_dir)).to_parquet(temp, index=False)
     cards = {row["trial_id"]: write_card(card_data(row, references[row["experiment"]]), Path(row["model_path"]).parent)
@@ -123,12 +123,20 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
-    return TABLE_COLUMNS + RATIO_COLUMNS + ["model_path"] + [c for c in frame.columns if c.startswith("param.")]
+    return (TABLE_COLUMNS + DROP_COLUMNS + RATIO_COLUMNS + ["model_path"]
+            + [c for c in frame.columns if c.startswith("param.")])
+
+
+def _bound_line(front: pd.DataFrame) -> str:
+    """How many front models are within the paper's bound of the teacher, on valid and on test."""
+    inside = {split: int((front[f"teacher_gap_{split}"] <= PAPER_BOUND).sum()) for split in ("valid", "test")}
+    return (f"within the paper's bound ({PAPER_BOUND:.2%} below the teacher): {inside['valid']} of {len(front)} "
+            f"front models on validation, {inside['test']} on test (held out)")
 
 
 def _report(trials, best, chosen, objectives, constant, rank: str, results_dir: Path, plots: bool) -> str:
     lines = [f"{len(trials)} finished trials; {len(best)} non-dominated on "
-             + ", ".join(f"{m} ({d})" for m, d in objectives), "", _table(best)]
+             + ", ".join(f"{m} ({d})" for m, d in objectives), "", _table(best), _bound_line(best)]
     lines += [f"{m} is the same for every finished trial: left out of the front" for m in constant]
     for cost in [m for m, d in objectives if d == "min"]:
         pair = [(rank, "max"), (cost, "min")]
@@ -144,9 +152,12 @@ def _report(trials, best, chosen, objectives, constant, rank: str, results_dir: 
 
 def _table(frame: pd.DataFrame) -> str:
     params = [c for c in frame.columns if c.startswith("param.")][:6]
-    view = frame[TABLE_COLUMNS + RATIO_COLUMNS[:3] + params].copy()
+    view = frame[TABLE_COLUMNS + DROP_COLUMNS + RATIO_COLUMNS[:3] + params].copy()
     names = {"accuracy": "test_acc (held out)", "valid_accuracy": "valid_acc", "size_x_teacher": "x<teacher",
-             "size_x_student_fp32": "x<fp32", "gmacs_x_teacher": "GMACs x<teacher"}
+             "size_x_student_fp32": "x<pre-tuned", "gmacs_x_teacher": "GMACs x<teacher",
+             "teacher_gap_valid": "%<teacher valid", "teacher_gap_test": "%<teacher test",
+             "fp32_trial_gap_valid": "%<fp32 trial valid", "fp32_trial_gap_test": "%<fp32 trial test"}
+    view[DROP_COLUMNS] = view[DROP_COLUMNS] * 100  # relative drops, in percent
     view.columns = [names.get(c, c.removeprefix("param.")) for c in view.columns]
     return view.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
