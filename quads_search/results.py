@@ -26,6 +26,9 @@ REFERENCES_FILE = "references.json"  # the teacher's and the fp32 student's accu
 # A trial's config carries its kind beside the sampled parameters: `reference` (enqueued anchors),
 # `seeded` (enqueued from the sensitivity analysis) or `searched` (drawn by the sampler).
 KIND_KEY = "trial_kind"
+# With `search.budget`, whether the trial's planned costs exceed it: only a reference runs over budget.
+OVER_BUDGET_KEY = "over_budget"
+NOT_PARAMS = (KIND_KEY, OVER_BUDGET_KEY)  # trial config keys that are no searched parameter
 
 
 class TrialTable:
@@ -87,6 +90,9 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     for column in params:  # mixed types (e.g. a choice of ints and strings) would break parquet
         if frame[column].map(type).nunique() > 1:
             frame[column] = frame[column].map(lambda v: None if v is None else str(v))
+        present = [row[column] for row in rows if row.get(column) is not None]
+        if len(present) < len(rows) and present and all(type(v) is int for v in present):
+            frame[column] = pd.array([row.get(column) for row in rows], dtype="Int64")  # ints, some missing
     return frame[list(BASE_COLUMNS) + params + rest]
 
 
@@ -109,5 +115,6 @@ def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status
     row.update({m: result.get(m) for m in METRIC_NAMES})
     row["reducer"] = result.get("reducer")  # how z_Ω reached the student's width (maxpool, linear, identity)
     row.update({k: v for k, v in result.items() if k.startswith("time_")})  # seconds per phase of the trial
-    row.update({f"param.{name}": value for name, value in config.items() if name != KIND_KEY})
+    row["over_budget"] = bool(config.get(OVER_BUDGET_KEY, False))
+    row.update({f"param.{name}": value for name, value in config.items() if name not in NOT_PARAMS})
     return row

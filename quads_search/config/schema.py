@@ -285,8 +285,7 @@ class BudgetConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     def problems(self) -> list[tuple[str, str]]:
-        out = [(k, f"must be a number > 0, got {v}") for k, v in self.bounds().items() if not v > 0]
-        return out or ([] if self.bounds() else [("", "sets none of size_mb, bits_avg, gmacs (leave it null for none)")])
+        return [(k, f"must be a number > 0, got {v}") for k, v in self.bounds().items() if not v > 0]
 
 
 @dataclass(frozen=True)
@@ -309,6 +308,10 @@ class SearchConfig:
     seeds: int = 4  # size budgets (seeded trials) of warm_start: sensitivity
     early_stop: EarlyStopConfig | None = None  # null: every trial runs to its end
     budget: BudgetConfig | None = None  # hard bounds checked before training: {size_mb, bits_avg, gmacs}, any subset
+
+    def hard_budget(self) -> BudgetConfig | None:
+        """`budget` where it bounds something (null and `{}` bound nothing)."""
+        return self.budget if self.budget is not None and self.budget.bounds() else None
 
     def problems(self) -> list[tuple[str, str]]:
         out = [(f"objectives.{k}", f"unknown metric; known: {sorted(METRIC_NAMES)}")

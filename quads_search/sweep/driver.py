@@ -25,6 +25,7 @@ from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
 from quads_search.files import write_json, write_text
 from quads_search.results import REFERENCES_FILE, TRIALS_FILE, TrialTable
+from quads_search.sweep.budget import check_reachable, read_record, record_line
 from quads_search.sweep.progress import TrialRecorder, reconcile, summary
 from quads_search.sweep.scheduler import EarlyStopScheduler
 from quads_search.sweep.searcher import make_searcher
@@ -121,6 +122,8 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
     log("preparing shared data and pre-tuned models (cached after the first run)")
     prepared = prepare(config.run_config(), log)
     write_json(experiment_dir / REFERENCES_FILE, prepared.references)
+    num_classes = len(prepared.data.intents)
+    check_reachable(config, num_classes)  # search.budget (#29): a budget nothing fits stops here
     seeded = [] if resume else warm_start_trials(config, prepared, log)  # search.warm_start (#19)
     scheduler = EarlyStopScheduler(config.search.early_stop) if config.search.early_stop else None  # (#19)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state on disk within a second
@@ -134,16 +137,21 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
         table = TrialTable(experiment_dir)
         recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log,
                                  stop_reasons=scheduler.reasons if scheduler else None)
-        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume, seeded, scheduler)
+        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume, seeded, scheduler, num_classes)
         grid, interrupted = _fit(tuner)
         reconcile(grid, table, config.name)
     finally:
         ray.shutdown()
     rows = table.rows()
+    budget = read_record(experiment_dir)  # search.budget (#29): what it rejected
+    if budget is not None:
+        log(record_line(budget))
     if interrupted:
         log(f"interrupted after {len(rows)} of {config.search.num_samples} trials; the state is saved: "
             f"continue with the same command plus --resume")
         raise KeyboardInterrupt
+    if len(rows) < config.search.num_samples and budget is not None and budget["stopped"]:
+        raise UserError(f"{budget['stopped']}; {len(rows)} of {config.search.num_samples} trials ran (kept)")
     if len(rows) < config.search.num_samples:
         raise RuntimeError(f"Ray Tune returned after {len(rows)} of {config.search.num_samples} trials without "
                            f"an interrupt; see {experiment_dir} (continue with --resume)")
@@ -223,7 +231,7 @@ def _locked(experiment_dir: Path) -> Iterator[None]:
 
 
 def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool,
-           seeded: list[Enqueued], scheduler: EarlyStopScheduler | None) -> tune.Tuner:
+           seeded: list[Enqueued], scheduler: EarlyStopScheduler | None, num_classes: int) -> tune.Tuner:
     fn = trainable(config, experiment_dir)
     if resume:
         return tune.Tuner.restore(str(experiment_dir), fn, resume_unfinished=True, resume_errored=False)
@@ -231,7 +239,7 @@ def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorde
         name=config.name, storage_path=str(results_dir), callbacks=[recorder], verbose=0,
         failure_config=tune.FailureConfig(max_failures=config.search.max_retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
-    searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config) + seeded)
+    searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config) + seeded, num_classes=num_classes)
     tune_config = tune.TuneConfig(search_alg=searcher, num_samples=config.search.num_samples, reuse_actors=True,
                                   scheduler=scheduler)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)

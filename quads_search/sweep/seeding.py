@@ -20,6 +20,8 @@ from quads_search.core.run import Prepared
 from quads_search.core.sensitivity import Sensitivity, sensitivity
 from quads_search.log import Log
 from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes
+from quads_search.quant.size import MIB
+from quads_search.sweep.budget import BudgetCheck, is_over
 from quads_search.sweep.search_checks import bit_widths
 from quads_search.sweep.space import Enqueued, apply_params, space_values
 
@@ -90,15 +92,26 @@ def group_options(groups: list[BitGroup], sens: Sensitivity, method: str) -> dic
             for g in groups}
 
 
-def make_plan(config: SweepConfig, prepared: Prepared, count: int, log: Log = print) -> Plan:
-    """Sensitivity (cached), groups and the allocations under `count` budgets."""
+def capped_budgets(options: dict[str, list[Option]], fixed: int, count: int, max_bytes: int | None) -> list[int]:
+    """`spread_budgets`, over the range up to `max_bytes` (a `search.budget.size_mb`) where that is lower."""
+    spread = spread_budgets(options, fixed, count)
+    low = fixed + sum(min(o.size for o in group) for group in options.values())
+    high = fixed + sum(max(o.size for o in group) for group in options.values())
+    if max_bytes is None or max_bytes >= high or max_bytes <= low:  # at or below the smallest: none fits anyway
+        return spread
+    return [int(low * (max_bytes / low) ** ((i + 0.5) / count)) for i in range(count)]
+
+
+def make_plan(config: SweepConfig, prepared: Prepared, count: int, log: Log = print,
+              max_bytes: int | None = None) -> Plan:
+    """Sensitivity (cached), groups and the allocations under `count` budgets (up to `max_bytes`)."""
     sens = sensitivity(config.run_config(), prepared, log)
     method = config.quantization.method
     groups, fixed_bits = bit_groups(config, prepared.student)
     options = group_options(groups, sens, method)
     fixed = fixed_bytes(prepared.student, fixed_bits, {t for g in groups for t in g.tensors}, method)
     budgets = []
-    for budget in spread_budgets(options, fixed, count):
+    for budget in capped_budgets(options, fixed, count, max_bytes):
         best, quick = exact(options, budget - fixed), greedy(options, budget - fixed)
         if best is None or quick is None:  # budgets lie inside the range: both always fit
             raise RuntimeError(f"no allocation fits {budget} bytes, inside the range spread_budgets chose")
@@ -118,13 +131,23 @@ def seeded_trials(config: SweepConfig, plan: Plan) -> list[Enqueued]:
 
 
 def warm_start_trials(config: SweepConfig, prepared: Prepared, log: Log = print) -> list[Enqueued]:
-    """The trials `search.warm_start` enqueues after the references (none unless it is `sensitivity`)."""
+    """The trials `search.warm_start` enqueues after the references (none unless it is `sensitivity`).
+
+    Under `search.budget` the size budgets spread up to `size_mb`, and a seed over any budgeted
+    key is left out (it would only be rejected)."""
     if config.search.warm_start != "sensitivity":
         return []
-    plan = make_plan(config, prepared, config.search.seeds, log)
+    budget = config.search.hard_budget()
+    max_bytes = int(budget.size_mb * MIB) if budget is not None and budget.size_mb is not None else None
+    plan = make_plan(config, prepared, config.search.seeds, log, max_bytes=max_bytes)
     trials = seeded_trials(config, plan)
     repeats = len(plan.budgets) - len(trials)
+    if budget is not None:
+        check = BudgetCheck(budget, config.run_config(), len(prepared.data.intents))
+        within = [t for t in trials if not is_over(check.constraints(t.params))]
+        over, trials = len(trials) - len(within), within
     log(f"warm start: {len(trials)} sensitivity-budgeted allocations enqueued after the references"
         + (f" ({repeats} budgets repeated an allocation)" if repeats else "")
+        + (f" ({over} over search.budget left out)" if budget is not None and over else "")
         + f"; sensitivity in {plan.sensitivity.directory}")
     return trials

@@ -23,7 +23,7 @@ from quads_search.config import (
     to_dict,
 )
 from quads_search.errors import ConfigError, UserError
-from quads_search.results import KIND_KEY
+from quads_search.results import NOT_PARAMS
 from quads_search.sweep.search_checks import bit_widths, search_problems
 
 RUN_SECTIONS = ("dataset", "teacher", "student", "training", "quantization")
@@ -47,11 +47,13 @@ def config_key(name: str) -> str:
 def apply_params(base: RunConfig, params: dict[str, Any], source: str = "<trial>") -> RunConfig:
     """`base` with every sampled parameter set, validated.
 
-    A trial's kind (`KIND_KEY`) is no parameter; a reference trial's uniform bit width
+    A trial's kind and budget mark (`NOT_PARAMS`) are no parameters; a reference trial's uniform bit width
     (`REFERENCE_BITS_KEY`) replaces the whole bit allocation.
     """
-    params = {k: v for k, v in params.items() if k != KIND_KEY}
+    params = {k: v for k, v in params.items() if k not in NOT_PARAMS}
     uniform = params.pop(REFERENCE_BITS_KEY, None)
+    if uniform is not None:  # the uniform width replaces the allocation; bits.* may be left missing (None)
+        params = {k: v for k, v in params.items() if not k.startswith("bits.")}
     raw = to_dict(base)
     for name, value in params.items():
         set_dotted(raw, config_key(name), value, source)
