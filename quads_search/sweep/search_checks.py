@@ -5,7 +5,6 @@ reports these with the other problems of the file, each naming its key and value
 """
 from __future__ import annotations
 
-import importlib.util
 
 from quads_search.config import ParamSpace, SweepConfig
 from quads_search.core.schedule import resolve_schedule
@@ -40,12 +39,8 @@ def allocation_problems(config: SweepConfig) -> list[str]:
 
 
 def search_problems(config: SweepConfig) -> list[str]:
-    """A warm start needs widths to allocate; an early stop, a stage before the base schedule's last;
-    the GP sampler, scipy (not a dependency of quads-search: `pip install scipy`)."""
+    """A warm start needs widths to allocate; an early stop, a stage before the base schedule's last."""
     problems = allocation_problems(config) if config.search.warm_start == "sensitivity" else []
-    if config.search.sampler == "gp" and importlib.util.find_spec("scipy") is None:
-        problems.append("search.sampler: gp needs scipy, which is not installed (pip install scipy); "
-                        "tpe, nsga2 and random need nothing more")
     stop = config.search.early_stop
     stages = len(resolve_schedule(config.training)) if stop is not None else 0
     if stop is not None and stop.after_stage >= stages:
