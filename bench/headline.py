@@ -76,7 +76,7 @@ def pick(experiment: Path) -> dict:
 def summarise(picked: dict[tuple[str, int], dict]) -> dict:
     """Per holdout: every accuracy and drop over seeds (median, range, t interval)."""
     out = {}
-    for holdout in dict.fromkeys(h for h, _ in picked):
+    for holdout in sorted(dict.fromkeys(h for h, _ in picked), key=["speakers", "accents", "phrasings"].index):
         runs = [v for (h, _), v in sorted(picked.items()) if h == holdout]
         entry = {"seeds": [s for (h, s) in sorted(picked) if h == holdout]}
         for role in ("teacher", "pretuned_student", "fp32_trial", "low_bit"):
@@ -121,8 +121,8 @@ def main() -> None:
     if not args.reanalyse and not args.cache_dir:
         parser.error("--cache-dir is required unless --reanalyse")
     picked = {}
-    for holdout in args.holdouts:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed by seed, so that a cut-short run still has both splits
+        for holdout in args.holdouts:
             if not args.reanalyse:
                 run_sweep(args.results_dir, args.cache_dir, holdout, seed)
             experiment = sweep_dir(args.results_dir, holdout, seed) / "mixed_precision"
