@@ -34,7 +34,7 @@ from quads_search.config import SweepConfig
 from quads_search.core.allocation import exact
 from quads_search.core.run import Prepared, QuadsRun, prepare
 from quads_search.metrics import relative_drop
-from quads_search.sweep.seeding import bit_groups, fixed_bytes, group_options
+from quads_search.sweep.seeding import bit_groups, group_options
 from quads_search.core.sensitivity import sensitivity
 from quads_search.sweep.space import apply_params
 
@@ -69,7 +69,6 @@ def mixed_allocations(config: SweepConfig, prepared: Prepared) -> dict[str, dict
     method = config.quantization.method
     groups, fixed_bits = bit_groups(config, prepared.student)
     options = group_options(groups, sens, method)
-    fixed = fixed_bytes(prepared.student, fixed_bits, {t for g in groups for t in g.tensors}, method)
     out = {}
     for bits in MIXED_AT:
         budget = sum(next(o.size for o in opts if o.bits == bits) for opts in options.values())

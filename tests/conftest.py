@@ -3,7 +3,10 @@ pre-tuned models are built once per test session (about two minutes), then reuse
 
 The suite runs on two pytest-xdist workers (pyproject's addopts). Both share the cache (its
 file locks let one worker build each artefact while the other waits) and one smoke sweep,
-which each worker then reads from its own copy, since some tests write into it."""
+which each worker then reads from its own copy, since some tests write into it. The smoke sweep
+runs under the unpickle guard (tests/guard): tests/test_safety.py reads what it recorded.
+
+Commands run through tests/runner.py's `run_cli`."""
 import os
 import shutil
 import subprocess
@@ -13,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+
+from tests.guard.unpickle_guard import guard_env
+from tests.runner import run_cli
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
 
@@ -66,6 +72,12 @@ def shared_dir(tmp_path_factory, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_cache(tmp_path_factory) -> Path:
+    """The session's cache; QUADS_SEARCH_TEST_CACHE=DIR keeps one across sessions (entries are keyed and
+    checked, so a stale one is rebuilt), which saves its two minutes when running a few tests at a time."""
+    kept = os.environ.get("QUADS_SEARCH_TEST_CACHE")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        return Path(kept).resolve()
     return shared_dir(tmp_path_factory, "quads-cache")
 
 
@@ -85,11 +97,6 @@ def prepared(smoke_config):
     return prepare(smoke_config.run_config(), log=lambda m: None)
 
 
-def run_cli(*args, timeout=600, env: dict | None = None):
-    return subprocess.run([sys.executable, "-m", "quads_search.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=None if env is None else {**os.environ, **env})
-
-
 @pytest.fixture(scope="session")
 def smoke_home(tmp_path_factory) -> Path:
     """A fresh HOME for the shared smoke sweep: the Ray token it creates there is that sweep's own."""
@@ -97,14 +104,20 @@ def smoke_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_sweep(smoke_cache, smoke_home, tmp_path_factory) -> Path:
+def smoke_guard_log(tmp_path_factory) -> Path:
+    """What the unpickle guard recorded in every process of the smoke sweep (tests/guard)."""
+    return shared_dir(tmp_path_factory, "smoke-sweep") / "unpickle-guard.log"
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(smoke_cache, smoke_home, smoke_guard_log, tmp_path_factory) -> Path:
     """One real smoke sweep (local Ray, Optuna), shared by the sweep and Pareto tests: run by the
     first worker that needs it, then copied, so that each worker's tests write only into their own."""
     shared = shared_dir(tmp_path_factory, "smoke-sweep") / "results"
     with FileLock(str(shared) + ".lock"):
         if not (shared / "run-output.txt").is_file():  # written last: the sweep finished
             out = run_cli("run", SPACE, "--smoke", "--results-dir", shared, "--set", f"cache_dir={smoke_cache}",
-                          env={"HOME": str(smoke_home)})
+                          entry_point=True, env={"HOME": str(smoke_home), **guard_env(smoke_guard_log)})
             assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
             (shared / "run-output.txt").write_text(out.stdout + out.stderr)
     results = tmp_path_factory.mktemp("smoke-sweep") / "results"

@@ -83,3 +83,41 @@ def test_paired_t_is_the_interval_of_seed_by_seed_differences():
     assert out["ci95"] == pytest.approx(t_interval([0.1, 0.2, 0.0])["ci95"])
     with pytest.raises(ValueError, match="equal lengths"):
         paired_t([0.1], [0.1, 0.2])
+
+def _sweep(tmp_path, name, teacher, fp32, low, above):
+    """A finished default sweep's trials.parquet and references.json, as bench.headline reads them."""
+    import json
+
+    import pandas as pd
+
+    experiment = tmp_path / name / "mixed_precision"
+    experiment.mkdir(parents=True)
+    rows = [{"trial_id": "fp32", "status": "finished", "kind": "reference", "bits_avg": 32.0, "size_mb": 0.5,
+             "valid_accuracy": fp32[0], "accuracy": fp32[1]},
+            {"trial_id": "low", "status": "finished", "kind": "searched", "bits_avg": 1.95, "size_mb": 0.03,
+             "valid_accuracy": low[0], "accuracy": low[1]},
+            {"trial_id": "above", "status": "finished", "kind": "seeded", "bits_avg": 2.4, "size_mb": 0.04,
+             "valid_accuracy": above[0], "accuracy": above[1]},  # more accurate, but over 2 bits
+            {"trial_id": "broken", "status": "failed", "kind": "searched", "bits_avg": 1.5, "size_mb": 0.02,
+             "valid_accuracy": None, "accuracy": None}]
+    pd.DataFrame(rows).to_parquet(experiment / "trials.parquet")
+    refs = {"teacher_valid_accuracy": teacher[0], "teacher_accuracy": teacher[1], "student_fp32_valid_accuracy": 0.7,
+            "student_fp32_accuracy": 0.7}
+    (experiment / "references.json").write_text(json.dumps(refs))
+    return experiment
+
+
+def test_headline_picks_the_best_valid_model_at_two_bits_and_states_drops_against_teacher_and_fp32(tmp_path):
+    from bench.headline import pick, summarise
+
+    picked = {("speakers", s): pick(_sweep(tmp_path, f"s{s}", (0.9, 0.8), (0.85, 0.8), (0.81, v), (0.95, 0.9)))
+              for s, v in enumerate([0.72, 0.76, 0.74])}
+    low = picked["speakers", 0]["low_bit"]
+    assert low["trial_id"] == "low" and low["bits_avg"] == 1.95
+    assert low["drop_vs_teacher_valid"] == pytest.approx((0.9 - 0.81) / 0.9)
+    assert low["drop_vs_fp32_trial_test"] == pytest.approx((0.8 - 0.72) / 0.8)
+    summary = summarise(picked)["speakers"]
+    assert summary["seeds"] == [0, 1, 2]
+    assert summary["low_bit"]["test"]["median"] == pytest.approx(0.74)
+    assert summary["low_bit"]["test"]["range"] == pytest.approx([0.72, 0.76])
+    assert summary["low_bit"]["drop_vs_teacher_test"]["median"] == pytest.approx((0.8 - 0.74) / 0.8)

@@ -1,4 +1,5 @@
-"""Every user error is one line and exit code 2, found before Ray starts (#27, items 4 and 5)."""
+"""Every user error is one line and exit code 2, found before Ray starts (#27, items 4 and 5); the commands
+run in this process (tests/runner.py)."""
 import json
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import torch
 from quads_search.config import load_sweep_config
 from quads_search.errors import ConfigError
 from quads_search.sweep.space import load_sweep
-from tests.conftest import SPACE, run_cli
+from tests.conftest import SPACE
+from tests.runner import run_cli
 
 # A dataset that cannot be read: had a check been missed, the run would stop there (exit 2, another
 # message) instead of synthesising a corpus and starting Ray.
@@ -36,8 +38,7 @@ def test_every_value_of_an_int_range_is_checked_not_only_its_ends(override, name
 
 def test_an_int_range_of_bit_widths_exits_2_before_ray_starts(tmp_path):
     out = run_cli("run", SPACE, "--smoke", "--results-dir", tmp_path / "results",
-                  "--set", "space.bits.conv1={int: [4, 16]}", "--set", f"cache_dir={tmp_path / 'cache'}", *NO_DATA,
-                  timeout=300)
+                  "--set", "space.bits.conv1={int: [4, 16]}", "--set", f"cache_dir={tmp_path / 'cache'}", *NO_DATA)
     one_line_exit_2(out, "space.bits.conv1: [9, 10, 11, 12, 13, 14, 15] are no bit widths")
     assert not (tmp_path / "results").exists()
 
@@ -61,7 +62,7 @@ def test_earlier_rows_without_a_sweep_state_are_refused_not_folded_in(tmp_path):
     rows.mkdir(parents=True)
     (rows / "old_trial.json").write_text(json.dumps({"trial_id": "old_trial", "status": "finished"}))
     out = run_cli("run", SPACE, "--results-dir", tmp_path / "results", "--set", f"cache_dir={tmp_path / 'cache'}",
-                  *NO_DATA, timeout=300)
+                  *NO_DATA)
     one_line_exit_2(out, "holds the trials of an earlier sweep (rows)")
     assert not (tmp_path / "results" / "mixed_precision" / "trials.parquet").exists()
 
@@ -109,7 +110,7 @@ def test_a_second_run_into_a_locked_experiment_folder_is_refused(tmp_path):
     experiment.mkdir(parents=True)
     with FileLock(str(experiment / LOCK_FILE)):  # as a running `quads-search run` holds it
         out = run_cli("run", SPACE, "--results-dir", tmp_path / "results", "--set", f"cache_dir={tmp_path / 'c'}",
-                      *NO_DATA, timeout=300)
+                      *NO_DATA)
     one_line_exit_2(out, str(experiment), "another `quads-search run` is writing into it")
     assert [p.name for p in experiment.iterdir()] == [LOCK_FILE]  # nothing written, not even config.yaml
 

@@ -14,7 +14,7 @@ from quads_search.config import (
 from quads_search.errors import ConfigError, UserError
 from quads_search.sweep.space import load_sweep
 
-SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+SPACE = Path(__file__).parents[2] / "search_spaces" / "mixed_precision.yaml"
 
 
 def write(tmp_path: Path, mutate) -> Path:

@@ -1,7 +1,5 @@
 """Cost accounting on the meta device, with the paper's conventions."""
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,11 +12,11 @@ from quads_search.core.models import (
 )
 from quads_search.core.profile import cost_report
 from quads_search.quant import quantizable_weights, resolve_bits
+from tests.runner import run_cli
 
 
 def profile(*args):
-    out = subprocess.run([sys.executable, "-m", "quads_search.cli", "profile", *args, "--json"],
-                         capture_output=True, text=True, timeout=120)
+    out = run_cli("profile", *args, "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

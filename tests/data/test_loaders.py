@@ -155,6 +155,6 @@ def test_read_corpus_dispatch_and_cap(fsc_root: Path, slurp_root: Path, small_co
     assert order == sorted(order) and capped.splits["test"] == full.splits["test"]
     assert capped.intents == full.intents
     assert read_corpus(DatasetConfig(kind="slurp", root=str(slurp_root)), tmp_path).intents == sorted(SLURP_INTENTS)
-    os.symlink(small_corpus, tmp_path / "corpus-small-0")  # the default synthetic root, already complete
+    os.symlink(small_corpus, tmp_path / "corpus-small-speakers-0")  # the default synthetic root, already complete
     synthetic = read_corpus(DatasetConfig(kind="synthetic", size="small"), tmp_path)
-    assert synthetic.root == tmp_path / "corpus-small-0" and len(synthetic.intents) == 31
+    assert synthetic.root == tmp_path / "corpus-small-speakers-0" and len(synthetic.intents) == 31

@@ -15,7 +15,7 @@ from quads_search.core.models import model_from_arch
 from quads_search.core.quantizer import make_quantizer
 from quads_search.quant import size_report
 from quads_search.quant.packed import PackedTensor
-from tests.conftest import run_cli
+from tests.runner import run_cli
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -25,7 +25,7 @@ from quads_search.deploy.onnx_export import OPSET, export_onnx, graph_budget  # 
 from quads_search.deploy.runtime import open_session, run_logits  # noqa: E402
 from quads_search.deploy.weights import float_weight  # noqa: E402
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 DEFAULT_SWEEP = ROOT / "docs" / "bench-results" / "default-sweep"
 ARCH = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=256, decoder_layers=1,
             decoder_attention_heads=4, decoder_ffn_dim=256, dropout=0.0, num_mel_bins=80, max_source_positions=150)

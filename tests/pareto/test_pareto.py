@@ -12,7 +12,7 @@ from quads_search.pareto.front import (
     select,
     to_costs,
 )
-from tests.conftest import run_cli
+from tests.runner import run_cli
 
 OBJECTIVES = [("valid_accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
 

@@ -1,6 +1,7 @@
 """The HTML report, opened in headless Chromium: the front table with per-tensor bits, references, plots."""
 from __future__ import annotations
 
+import collections
 import json
 import re
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.runner import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -59,9 +60,16 @@ def report(tmp_path_factory) -> Path:
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
+    """Chromium run headless; a failure (non-zero exit) fails the test."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
-    return subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"chromium exited {out.returncode}: {out.stderr[-2000:]}"
+    return out
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
 def test_the_report_shows_the_front_table_bits_and_references_in_a_browser(report, tmp_path):
@@ -79,14 +87,24 @@ def test_the_report_shows_the_front_table_bits_and_references_in_a_browser(repor
     assert '<polyline class="front"' in dom and len(re.findall(r'<rect class="trial', dom)) == 2  # references
 
 
-def test_the_report_renders_to_a_non_blank_screenshot(report, tmp_path):
+def test_the_report_renders_the_heat_map_and_the_front_in_a_screenshot(report, tmp_path):
+    from PIL import Image
+
+    from quads_search.pareto.report import BIT_COLOURS
+
     shot = tmp_path / "report.png"
     chromium(f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1400,1200",
              (report / "pareto.html").as_uri())
-    from PIL import Image
-
-    image = Image.open(shot).convert("L")
-    assert image.size == (1400, 1200) and len(image.getcolors(maxcolors=1 << 16) or []) > 20  # text, plots and heat map drawn
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1400, 1200)
+    pixels = collections.Counter(image.get_flattened_data())
+    # The front table's heat map: a cell per tensor in its width's colour. The front holds 2-bit (ref2),
+    # 3-bit (b), 8-bit (a's head) and 32-bit (ref32) tensors: each colour covers 2,400 to 4,900 pixels
+    # here. Chromium's error page for a missing file (exit code 0 too) shows none of them.
+    for bits in (2, 3, 8, 32):
+        assert pixels[rgb(BIT_COLOURS[bits])] >= 1000, (bits, pixels[rgb(BIT_COLOURS[bits])])
+    assert pixels[rgb("#d62728")] >= 300  # the front's staircase and its points, in red (about 930 pixels)
+    assert pixels[rgb("#ffffff")] > 0.5 * 1400 * 1200  # on the page's white
 
 
 def test_front_models_get_model_cards_and_the_png_has_the_heat_map(report):

@@ -7,7 +7,7 @@ from quads_search.config import ModelConfig
 from quads_search.core.models import build_model
 from quads_search.errors import UserError
 from quads_search.whisper.resolve import resolve_pretrained
-from tests.conftest import run_cli
+from tests.runner import run_cli
 
 
 def save_whisper(path, pickled: bool = False):
@@ -61,6 +61,6 @@ def test_a_pretrained_directory_without_weights_exits_2_naming_it(tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(UserError, match="holds no model.safetensors"):
         build_model(ModelConfig(pretrained=str(tmp_path)), 7, 300)
-    out = run_cli("profile", "--student", tmp_path, "--seconds", "3", timeout=120)
+    out = run_cli("profile", "--student", tmp_path, "--seconds", "3")
     assert out.returncode == 2, out.stderr[-2000:]
     assert str(tmp_path) in out.stderr and len(out.stderr.strip().splitlines()) == 1
