@@ -9,13 +9,14 @@ from __future__ import annotations
 import torch
 
 from quads_search.config import RunConfig
+from quads_search.config.units import frames_for
 from quads_search.core.models import SLUModel, encoder_arch
 from quads_search.quant import quantizable_weights, resolve_bits, size_report
 
 
 def planned_size_mb(cfg: RunConfig, num_classes: int) -> float:
     """Packed size (MiB) of `cfg`'s student with a `num_classes`-way head at `cfg.quantization`'s bits."""
-    arch = encoder_arch(cfg.student, round(cfg.dataset.seconds * 100), cfg.cache_dir)  # may read files: not on meta
+    arch = encoder_arch(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir)  # may read files: not on meta
     with torch.device("meta"):
         model = SLUModel(arch, num_classes)
     bits = cfg.quantization.bits

@@ -22,6 +22,7 @@ from quads_search.config import (
     set_dotted,
     to_dict,
 )
+from quads_search.config.units import frames_for
 from quads_search.errors import ConfigError, UserError
 from quads_search.results import NOT_PARAMS
 from quads_search.sweep.search_checks import bit_widths, search_problems
@@ -176,7 +177,7 @@ def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
     from quads_search.core.models import SLUModel, encoder_arch
     from quads_search.quant import quantizable_weights, resolve_bits
 
-    arch = encoder_arch(base.student, round(base.dataset.seconds * 100), base.cache_dir)  # may convert: not on meta
+    arch = encoder_arch(base.student, frames_for(base.dataset.seconds), base.cache_dir)  # may convert: not on meta
     with torch.device("meta"):
         model = SLUModel(arch, 2)
     names = list(quantizable_weights(model))
