@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from quads_search.cache import cache_root, digest, write_json
 from quads_search.config import RunConfig, StageConfig, to_dict
 from quads_search.core.epochs import (
+    Feed,
     OptimSpec,
     evaluate,
     make_optimizer,
@@ -34,7 +35,7 @@ from quads_search.core.epochs import (
 from quads_search.core.export import save_model
 from quads_search.core.losses import combine, cross_entropy, l1_distill, soft_cross_entropy
 from quads_search.core.models import SLUModel, encoder_arch
-from quads_search.core.pretune import pretuned_model
+from quads_search.core.pretune import FitSettings, pretuned_model
 from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.schedule import resolve_schedule
@@ -95,9 +96,7 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     data = load_features(cfg.dataset, cache)
     teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device, log)
     soft = teacher_soft_targets(cfg, data, cache, teacher_z, log) if learns_soft_labels(cfg) else None
-    student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=cfg.training.seed,
-                             batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
-                             device=device, log=log, soft_targets=soft)
+    student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, device), log, soft)
     refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
     shown = {k: v for k, v in refs.items() if k not in HELD_OUT_REFERENCES}  # test stays out of sight in logs
     log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
@@ -208,8 +207,8 @@ class QuadsRun:
         after = {"quantize": self.quantizer.step, "joint": self.quantizer.update_codebooks}.get(stage.stage)
         loss = float("nan")
         for epoch in range(stage.epochs):
-            loss = train_epoch(self.model, train, self.cfg.training.batch_size, generator, self.prepared.device,
-                               self.cfg.dataset.spec_augment, step_loss, optimizer, scheduler, after)
+            feed = Feed(train, self.cfg.training.batch_size, generator, self.prepared.device, self.cfg.dataset.spec_augment)
+            loss = train_epoch(self.model, feed, step_loss, optimizer, scheduler, after)
             self.log(f"  {stage.stage} epoch {epoch + 1}/{stage.epochs} loss {loss:.4f}")
         return loss
 

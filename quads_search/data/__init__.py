@@ -13,7 +13,8 @@ from quads_search.data.audio import load_audio
 from quads_search.data.corpus import SPLITS, Clip, Corpus
 from quads_search.data.datasets import read_corpus
 from quads_search.data.feature_cache import FeatureData, FeatureSplit, load_features
-from quads_search.data.features import N_MELS, frames_for, log_mel, spec_augment
+from quads_search.config.units import frames_for
+from quads_search.data.features import N_MELS, log_mel, spec_augment
 from quads_search.data.fsc import read_fsc
 from quads_search.data.slurp import read_slurp
 from quads_search.data.synth import synthesize_corpus

@@ -11,7 +11,7 @@ from functools import lru_cache
 import torch
 import torchaudio
 
-from quads_search.config.units import HOP, SAMPLE_RATE, frames_for
+from quads_search.config.units import HOP, SAMPLE_RATE
 
 N_FFT = 400
 N_MELS = 80

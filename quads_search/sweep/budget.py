@@ -42,7 +42,7 @@ from quads_search.config import RunConfig, StudentConfig, SweepConfig
 from quads_search.config.schema import BudgetConfig
 from quads_search.core.models import SLUModel, encoder_arch
 from quads_search.core.profile import count_macs
-from quads_search.data.features import frames_for
+from quads_search.config.units import frames_for
 from quads_search.errors import UserError
 from quads_search.quant import quantizable_weights, resolve_bits, size_report
 from quads_search.results import TRIALS_FILE
