@@ -56,7 +56,8 @@ from quads_search.pareto.front import hypervolume_2d
 from quads_search.quant.bits import VALID_BITS
 from quads_search.quant.size import MIB
 from quads_search.results import TrialStatus
-from quads_search.sweep.budget import BudgetCheck, ask_within_budget, planned_costs, trial_params
+from quads_search.core.planned import planned_costs
+from quads_search.sweep.budget import BudgetCheck, ask_within_budget, trial_params
 from quads_search.sweep.seeding import make_plan, seeded_trials
 from quads_search.sweep.space import REFERENCE_BITS_KEY, apply_params, distributions, make_sampler, space_values
 

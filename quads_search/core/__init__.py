@@ -9,7 +9,7 @@
   quantizer      a quantizer from the configuration (quant does the work)
   run            one configuration end to end: prepare, stages, checkpoints, export
   export         the packed safetensors file and back; packed_header reads its header torch-free
-  profile        params, GMACs, GBitOPs and sizes; planned: a run's size before it trains
+  profile        params, GMACs, GBitOPs and sizes; planned: a run's size, bits and GMACs before it trains
   sensitivity    Hutchinson curvature x quantization error per tensor and width (hutchinson: the trace)
   allocation     bit allocations under a size budget (exact knapsack and greedy)
 """

@@ -34,7 +34,8 @@ from quads_search.core.epochs import (
 )
 from quads_search.core.export import save_model
 from quads_search.core.losses import combine, cross_entropy, l1_distill, soft_cross_entropy
-from quads_search.core.models import SLUModel, encoder_arch
+from quads_search.core.models import SLUModel
+from quads_search.core.planned import meta_model
 from quads_search.core.pretune import FitSettings, pretuned_model
 from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
@@ -76,9 +77,7 @@ HELD_OUT_REFERENCES = ("teacher_accuracy", "student_fp32_accuracy")
 def references(cfg: RunConfig, teacher_record: dict, student: SLUModel, student_record: dict, frames: int) -> dict:
     """The teacher's and the fp32 pre-tuned student's valid and test accuracy (test is only reported),
     fp32 size (MiB), GMACs and params (M), as `teacher_*` and `student_fp32_*`."""
-    arch = encoder_arch(cfg.teacher, frames, cfg.cache_dir)  # may convert a checkpoint: not on meta
-    with torch.device("meta"):
-        teacher = SLUModel(arch, student.num_classes)
+    teacher = meta_model(cfg.teacher, frames, cfg.cache_dir, student.num_classes)
     out = {}
     for role, model, record in (("teacher", teacher, teacher_record), ("student_fp32", student, student_record)):
         costs = cost_report(model, {}, frames)
