@@ -50,12 +50,14 @@ from bench.common import mean_std, paired_t, quiet, run_in_processes, space_conf
 from quads_search.config import SweepConfig
 from quads_search.config.schema import BudgetConfig
 from quads_search.core.allocation import exact
-from quads_search.core.epochs import NonFiniteLoss
+from quads_search.core.epochs import is_training_fault
 from quads_search.core.run import Prepared, prepare, run_quads
 from quads_search.pareto.front import hypervolume_2d
-from quads_search.quant.size import MIB
 from quads_search.quant.bits import VALID_BITS
-from quads_search.sweep.budget import BudgetCheck, ask_within_budget, planned_costs, trial_params
+from quads_search.quant.size import MIB
+from quads_search.results import TrialStatus
+from quads_search.core.planned import planned_costs
+from quads_search.sweep.budget import BudgetCheck, ask_within_budget, trial_params
 from quads_search.sweep.seeding import make_plan, seeded_trials
 from quads_search.sweep.space import REFERENCE_BITS_KEY, apply_params, distributions, make_sampler, space_values
 
@@ -102,9 +104,11 @@ def train(config: SweepConfig, params: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             metrics = run_quads(run_config, Path(tmp), log=quiet, prepared=_prepared(config))
-        except NonFiniteLoss:
-            return {"params": params, "status": "failed", "wall_s": round(time.perf_counter() - start, 2)}
-    return {"params": params, "status": "finished", "valid_accuracy": metrics["valid_accuracy"],
+        except Exception as exc:  # classified as the sweep classifies it; a bug is raised
+            if not is_training_fault(exc):
+                raise
+            return {"params": params, "status": TrialStatus.FAILED, "wall_s": round(time.perf_counter() - start, 2)}
+    return {"params": params, "status": TrialStatus.FINISHED, "valid_accuracy": metrics["valid_accuracy"],
             "test_accuracy": metrics["accuracy"], "size_mb": metrics["size_mb"], "bits_avg": metrics["bits_avg"],
             "wall_s": round(time.perf_counter() - start, 2)}
 

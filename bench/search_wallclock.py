@@ -44,12 +44,13 @@ import torch
 from bench.common import mean_std, quiet, run_in_processes, space_config, to_stderr
 from quads_search.config import SweepConfig
 from quads_search.config.schema import EarlyStopConfig
-from quads_search.core.epochs import NonFiniteLoss, evaluate
+from quads_search.core.epochs import evaluate, is_training_fault
 from quads_search.core.planned import planned_size_mb
 from quads_search.core.run import Prepared, QuadsRun, prepare
 from quads_search.core.schedule import resolve_schedule
 from quads_search.core.sensitivity import measure, quantized
 from quads_search.pareto.front import hypervolume_2d
+from quads_search.results import TrialStatus
 from quads_search.sweep.seeding import Plan, make_plan, seeded_trials
 from quads_search.sweep.space import (
     REFERENCE_BITS_KEY,
@@ -133,11 +134,13 @@ def run_trial(config: SweepConfig, prepared: Prepared, number: int, kind: str, p
                 witness = dominating_witness(mine, scores, rule) if kind != "reference" else None
                 scores.append(mine)
                 if witness is not None:
-                    return {**row, "status": "stopped", "stopped_after_stage": index + 1}
+                    return {**row, "status": TrialStatus.STOPPED, "stopped_after_stage": index + 1}
         metrics = run.finish(out)
-    except NonFiniteLoss:
-        return {**row, "status": "failed"}
-    return {**row, "status": "finished", "valid_accuracy": metrics["valid_accuracy"], "size_mb": metrics["size_mb"]}
+    except Exception as exc:  # classified as the sweep classifies it; a bug is raised
+        if not is_training_fault(exc):
+            raise
+        return {**row, "status": TrialStatus.FAILED}
+    return {**row, "status": TrialStatus.FINISHED, "valid_accuracy": metrics["valid_accuracy"], "size_mb": metrics["size_mb"]}
 
 
 def measure_reference(config: SweepConfig, item: Enqueued) -> dict:

@@ -19,7 +19,7 @@ import torch
 
 from bench.common import quiet, space_config
 from quads_search.cache import cache_root
-from quads_search.core.epochs import OptimSpec, make_optimizer, steps_per_epoch, train_epoch
+from quads_search.core.epochs import Feed, OptimSpec, make_optimizer, steps_per_epoch, train_epoch
 from quads_search.core.losses import cross_entropy, l1_distill
 from quads_search.core.run import prepare
 from quads_search.core.teacher import WidthReducer, pretuned_teacher
@@ -41,7 +41,7 @@ def one_epoch(prepared, teacher, reducer, live: bool, batch_size: int) -> float:
         return 0.05 * l1_distill(z, reducer(z_teacher)) + cross_entropy(logits, labels)
 
     start = time.perf_counter()
-    train_epoch(student, train, batch_size, torch.Generator().manual_seed(0), torch.device("cpu"), False,
+    train_epoch(student, Feed(train, batch_size, torch.Generator().manual_seed(0), torch.device("cpu")),
                 step_loss, optimizer, scheduler)
     return time.perf_counter() - start
 

@@ -1,4 +1,4 @@
-"""`quads-search`: the command line. Each subcommand lives beside the code it drives.
+"""`quads-search`: the command line. Each subcommand is one module of `quads_search.commands`.
 
 Exit codes: 0 success, 2 user error (one line naming file, key and value), 1 failure, 130
 interrupted. `--debug` shows the traceback as well; the exit code stays the same.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,15 @@ KIND_KEY = "trial_kind"
 # With `search.budget`, whether the trial's planned costs exceed it: only a reference runs over budget.
 OVER_BUDGET_KEY = "over_budget"
 NOT_PARAMS = (KIND_KEY, OVER_BUDGET_KEY)  # trial config keys that are no searched parameter
+
+
+class TrialStatus(StrEnum):
+    """How a trial ended (its row's `status`; equal to the plain strings that parquet stores)."""
+
+    FINISHED = "finished"  # trained, measured and exported
+    STOPPED = "stopped"  # search.early_stop ended it after a stage
+    FAILED = "failed"  # a fault of its configuration: non-finite loss, out of memory, a user error
+    ERROR = "error"  # anything else: a bug, reported with its traceback in the trial's train.log
 
 
 class TrialTable:
@@ -106,10 +116,11 @@ def _clean(row: dict) -> dict:
     return out
 
 
-def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status: str | None = None,
+def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status: TrialStatus | None = None,
               error: str | None = None) -> dict:
     """One tidy row: identity, status, metrics, and every searched parameter as `param.<name>`."""
-    row = {"trial_id": trial_id, "experiment": experiment, "status": status or result.get("status", "error"),
+    status = TrialStatus(status or result.get("status", TrialStatus.ERROR))
+    row = {"trial_id": trial_id, "experiment": experiment, "status": status.value,
            "kind": config.get(KIND_KEY, "searched"), "node_id": result.get("node_id"), "wall_s": result.get("wall_s"),
            "error": error if error is not None else result.get("error"), "model_path": result.get("model_path")}
     row.update({m: result.get(m) for m in METRIC_NAMES})

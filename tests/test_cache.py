@@ -102,7 +102,7 @@ def tiny_fsc(root):
 
 
 def test_damaged_features_teacher_and_pretuned_entries_are_rebuilt_not_trusted(tmp_path, capsys):
-    from quads_search.core.pretune import pretuned_model
+    from quads_search.core.pretune import FitSettings, pretuned_model
     from quads_search.core.teacher import teacher_embeddings
     from quads_search.data import load_features
 
@@ -115,8 +115,7 @@ def test_damaged_features_teacher_and_pretuned_entries_are_rebuilt_not_trusted(t
 
     def load_all():
         data = load_features(cfg.dataset, cache, progress=False)
-        student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=0, batch_size=4,
-                                 augment=False, device=cpu, log=quiet)
+        student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, cpu), quiet)
         z, record = teacher_embeddings(cfg, data, cache, cpu, quiet)
         return data, student, z, record
 

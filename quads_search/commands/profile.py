@@ -11,7 +11,7 @@ import yaml
 from quads_search.config import ModelConfig
 from quads_search.errors import UserError
 from quads_search.metrics import COST_NAMES, format_metrics
-from quads_search.quant.bits import VALID_BITS
+from quads_search.config.units import VALID_BITS, frames_for
 
 
 def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from quads_search.core.profile import cost_report
     from quads_search.quant import quantizable_weights, resolve_bits
 
-    frames = round(args.seconds * 100)
+    frames = frames_for(args.seconds)
     if Path(args.student).is_file():
         from quads_search.core.packed_header import read_packed_metadata
 

@@ -1,6 +1,9 @@
-"""Configuration: the YAML schema (dataclasses), reading YAML with overrides, and conversion.
+"""Configuration, the bottom layer: it imports nothing but `errors` and `metrics`.
 
-config is the bottom layer: it imports nothing of the training core or the sweep.
+  schema    the frozen dataclasses of a space YAML, each section range-checking itself
+  loading   safe YAML with line numbers, `base:` inheritance, `--set` and `--smoke` overrides
+  convert   raw mappings into the dataclasses, every problem collected with its key and line
+  units     bit widths, sample rate and log-mel frames: the units every layer counts in
 """
 from quads_search.config.convert import build, run_config_from_dict, to_dict
 from quads_search.config.loading import (

@@ -24,7 +24,7 @@ def build(cls: type, raw: Any, source: str, lines: dict[str, int] | None = None)
     return value
 
 
-def _where(key: str, lines: dict[str, int]) -> str:
+def _where(key: str, lines: dict[str, int | str]) -> str:
     probe = key
     while probe and probe not in lines:
         probe = probe.rpartition(".")[0]

@@ -3,6 +3,10 @@
 The YAML is read with a safe loader into plain dicts, overridden by `--set key=value`,
 then converted (`convert.build`) into the frozen dataclasses of `schema`, which collects
 every problem with its dotted key and YAML line into one `ConfigError`.
+
+A space may start from another: `base: mixed_precision.yaml` (a path relative to the file)
+reads that file first and lays this one over it, mapping by mapping; a `space` section
+replaces the base's whole search space, since a different search is the point of a new file.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def load_sweep_config(path: str | Path, overrides: list[str] = (), smoke: bool =
 
     What the space does to a student is checked by `sweep.space.load_sweep`, which calls this.
     """
-    raw, lines = read_yaml(path)
+    raw, lines = read_space(path)
     missing = [k for k in REQUIRED_SECTIONS if k not in raw]
     if missing:
         raise ConfigError(str(path), [f"{k}: required section is missing" for k in missing])
@@ -35,6 +39,42 @@ def load_sweep_config(path: str | Path, overrides: list[str] = (), smoke: bool =
             set_dotted(raw, str(key), value, str(path))
     apply_overrides(raw, overrides, str(path))
     return build(SweepConfig, raw, str(path), lines)
+
+
+BASE_KEY = "base"
+REPLACED = ("space",)  # sections a derived space replaces whole instead of merging into
+
+
+def read_space(path: str | Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, int | str]]:
+    """A space YAML with its `base:` chain resolved: the base's keys, then this file's over them.
+
+    An inherited key's line names the file it came from.
+    """
+    path = Path(path)
+    raw, lines = read_yaml(path)
+    base = raw.pop(BASE_KEY, None)
+    if base is None:
+        return raw, lines
+    if not isinstance(base, str):
+        raise UserError(f"{path}: {BASE_KEY}: must be a path to another space YAML, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise UserError(f"{path}: {BASE_KEY}: {base} leads back to itself")
+    base_raw, base_lines = read_space(base_path, (*seen, path.resolve()))
+    inherited = {k: (v if isinstance(v, str) else f"{v} of {base_path.name}") for k, v in base_lines.items()}
+    for section in REPLACED:
+        if section in raw:
+            base_raw.pop(section, None)
+            inherited = {k: v for k, v in inherited.items() if k != section and not k.startswith(section + ".")}
+    return merge(base_raw, raw), {**inherited, **lines}
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` laid over `base`: mappings merge key by key, anything else (values, lists) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def read_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 from quads_search.metrics import METRIC_NAMES, METRICS
-from quads_search.quant.bits import VALID_BITS
+from quads_search.config.units import VALID_BITS, frames_for
 
 StageKind = Literal["pretune", "distill", "quantize", "joint"]
 # Named schedules; `core.schedule.SCHEDULE_PRESETS` defines each (and checks it defines exactly these).
@@ -42,7 +42,7 @@ class DatasetConfig:
             out.append(("root", f"is required for kind {self.kind!r}"))
         if not 0.5 <= self.seconds <= 30:
             out.append(("seconds", f"must be in [0.5, 30], got {self.seconds}"))
-        elif round(self.seconds * 100) % 2:  # Whisper's stride-2 convolution halves the frames
+        elif frames_for(self.seconds) % 2:  # Whisper's stride-2 convolution halves the frames
             out.append(("seconds", f"must give an even number of 10 ms frames, got {self.seconds}"))
         if self.max_train_clips is not None and self.max_train_clips < 1:
             out.append(("max_train_clips", f"must be >= 1, got {self.max_train_clips}"))

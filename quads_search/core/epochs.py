@@ -9,10 +9,20 @@ import torch
 from torch import nn
 
 from quads_search.data import FeatureSplit, spec_augment
+from quads_search.errors import UserError
 
 
 class NonFiniteLoss(FloatingPointError):
     """The loss became NaN or inf: the trial is failed rather than trained on garbage."""
+
+
+def is_training_fault(exc: BaseException) -> bool:
+    """Faults of the configuration being trained (the trial failed), as opposed to bugs in the code.
+
+    The one classification the sweep and the Ray-free benches share."""
+    if isinstance(exc, (NonFiniteLoss, MemoryError, torch.OutOfMemoryError, UserError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("allocate", "out of memory"))
 
 
 @dataclass(frozen=True)
@@ -71,19 +81,30 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
-def train_epoch(model: nn.Module, split: FeatureSplit, batch_size: int, generator: torch.Generator,
-                device: torch.device, augment: bool,
+@dataclass(frozen=True)
+class Feed:
+    """What a training epoch walks: `split` in batches shuffled by `generator`, moved to `device`,
+    SpecAugment-ed where `augment`."""
+
+    split: FeatureSplit
+    batch_size: int
+    generator: torch.Generator
+    device: torch.device
+    augment: bool = False
+
+
+def train_epoch(model: nn.Module, feed: Feed,
                 step_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                 after_step: Callable[[], None] | None = None) -> float:
-    """One pass over `split`; `step_loss(logits, z, labels, index)` gives the loss. Returns its mean."""
+    """One pass over `feed`; `step_loss(logits, z, labels, index)` gives the loss. Returns its mean."""
     model.train()
     total, count = 0.0, 0
-    for index in batches(len(split), batch_size, generator):
-        features = split.features[index].to(device).float()
-        if augment:
-            features = spec_augment(features, generator)
-        labels = split.labels[index].to(device)
+    for index in batches(len(feed.split), feed.batch_size, feed.generator):
+        features = feed.split.features[index].to(feed.device).float()
+        if feed.augment:
+            features = spec_augment(features, feed.generator)
+        labels = feed.split.labels[index].to(feed.device)
         logits, z = model(features)
         loss = step_loss(logits, z, labels, index)
         if not torch.isfinite(loss):

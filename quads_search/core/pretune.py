@@ -18,8 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from quads_search.cache import cached_dir, digest, write_json
-from quads_search.config import ModelConfig, PretuneConfig
+from quads_search.config import ModelConfig, PretuneConfig, RunConfig
 from quads_search.core.epochs import (
+    Feed,
     OptimSpec,
     embeddings,
     evaluate,
@@ -46,6 +47,24 @@ class Pretuned:
 
 
 @dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """How a run pre-tunes, shared by teacher and student (what it learns is in `PretuneConfig`).
+
+    `eval_batch_size` only batches evaluation, so it is not part of a cache key."""
+
+    seed: int
+    batch_size: int
+    eval_batch_size: int
+    augment: bool
+    device: torch.device
+
+    @classmethod
+    def of(cls, cfg: RunConfig, device: torch.device) -> FitSettings:
+        t = cfg.training
+        return cls(t.seed, t.batch_size, t.eval_batch_size, cfg.dataset.spec_augment, device)
+
+
+@dataclasses.dataclass(frozen=True)
 class SoftTargets:
     """The teacher's intent logits of every training clip, and a key naming where they came from."""
 
@@ -53,28 +72,27 @@ class SoftTargets:
     key: str
 
 
-def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, data: FeatureData,
-                   cache: Path, *, seed: int, batch_size: int, augment: bool, device: torch.device,
+def pretuned_model(role: str, model_cfg: ModelConfig, data: FeatureData, cache: Path, fit: FitSettings,
                    log: Log, soft_targets: SoftTargets | None = None) -> Pretuned:
-    """The task-tuned model for (`model_cfg`, `pretune`, data, seed), built once and cached.
+    """The task-tuned model for (`model_cfg` with its `pretune`, data, seed), built once and cached.
 
     `soft_targets` (the teacher's logits) are learned from where `pretune.kd` > 0.
     """
-    frames = data.train.features.shape[-1]
+    frames, pretune = data.train.features.shape[-1], model_cfg.pretune
     if pretune.kd and soft_targets is None:
         raise ValueError(f"the {role}'s pretune.kd is {pretune.kd}, but no soft targets were given")
     teacher_key = soft_targets.key if pretune.kd else None
-    key = digest(FORMAT, role, dataclasses.asdict(model_cfg), dataclasses.asdict(pretune), data.key, seed,
-                 batch_size, augment, teacher_key)
+    key = digest(FORMAT, role, dataclasses.asdict(model_cfg), dataclasses.asdict(pretune), data.key, fit.seed,
+                 fit.batch_size, fit.augment, teacher_key)
 
     def build(out: Path) -> None:
-        torch.manual_seed(seed)
-        model = build_model(model_cfg, len(data.intents), frames, cache_dir=cache).to(device)
+        torch.manual_seed(fit.seed)
+        model = build_model(model_cfg, len(data.intents), frames, cache_dir=cache).to(fit.device)
         log(f"pre-tuning the {role} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
             f"{pretune.epochs} epochs, training {pretune.train}); cached for later runs")
-        fit = fit_head_on_frozen_encoder if pretune.train == "head" else fit_cross_entropy
-        record = fit(model, data, pretune, seed=seed, batch_size=batch_size, augment=augment, device=device,
-                     log=lambda m: log(f"{role} {m}"), out=out, soft_targets=soft_targets if pretune.kd else None)
+        fitter = fit_head_on_frozen_encoder if pretune.train == "head" else fit_cross_entropy
+        record = fitter(model, data, pretune, fit, lambda m: log(f"{role} {m}"), out=out,
+                        soft_targets=soft_targets if pretune.kd else None)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
         write_json(out / "model.json", {"arch": model.arch, "num_classes": model.num_classes, "record": record})
 
@@ -82,7 +100,7 @@ def pretuned_model(role: str, model_cfg: ModelConfig, pretune: PretuneConfig, da
     meta = json.loads((path / "model.json").read_text())
     model = model_from_arch(meta["arch"], meta["num_classes"])
     model.load_state_dict(load_file(str(path / "model.safetensors")))
-    return Pretuned(model.to(device), meta["record"], path)
+    return Pretuned(model.to(fit.device), meta["record"], path)
 
 
 def _final_record(model: torch.nn.Module, valid: FeatureSplit, test: FeatureSplit, classes: int,
@@ -92,17 +110,17 @@ def _final_record(model: torch.nn.Module, valid: FeatureSplit, test: FeatureSpli
             "test": evaluate(model, test, eval_batch_size, device, classes)}
 
 
-def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int, batch_size: int,
-                      augment: bool, device: torch.device, log: Log, eval_batch_size: int = 128,
+def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, fit: FitSettings, log: Log,
                       out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
     """Train encoder and head on L_GT (and the teacher's soft labels, where `pretune.kd` > 0) for
     `pretune.epochs`; the per-epoch history and final metrics."""
+    batch_size, device, eval_batch_size = fit.batch_size, fit.device, fit.eval_batch_size
     per_epoch = steps_per_epoch(len(data.train), batch_size)
     spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine,
                      warmup_steps=round(pretune.warmup * per_epoch))
     optimizer, scheduler = make_optimizer(list(model.encoder.parameters()), list(model.head.parameters()),
                                           spec, pretune.epochs * per_epoch)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(fit.seed)
     teacher = soft_targets.logits.to(device) if soft_targets is not None else None
 
     def step_loss(logits: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -114,23 +132,23 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
 
     history = []
     for epoch in range(pretune.epochs):
-        loss = train_epoch(model, data.train, batch_size, generator, device, augment, step_loss, optimizer, scheduler)
+        loss = train_epoch(model, Feed(data.train, batch_size, generator, device, fit.augment), step_loss, optimizer,
+                           scheduler)
         valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
         log(f"epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
     return _final_record(model, data.valid, data.test, len(data.intents), history, device, eval_batch_size)
 
 
-def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: PretuneConfig, *, seed: int,
-                               batch_size: int, augment: bool, device: torch.device, log: Log,
-                               eval_batch_size: int = 128, out: Path | None = None,
-                               soft_targets: SoftTargets | None = None) -> dict:
+def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: PretuneConfig, fit: FitSettings,
+                               log: Log, out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
     """Embed every split once with the frozen encoder, then fit the linear head on the embeddings.
 
     SpecAugment does not apply: the encoder sees each clip once. The embeddings are written
     to `out` so the teacher's distillation targets need no second pass.
     """
     log("embedding every split with the frozen encoder (once)")
+    batch_size, device, eval_batch_size = fit.batch_size, fit.device, fit.eval_batch_size
     z = {name: embeddings(model, getattr(data, name), eval_batch_size, device) for name in SPLITS}
     if out is not None:
         save_file({name: t.contiguous() for name, t in z.items()}, str(out / EMBEDDINGS))
@@ -139,11 +157,11 @@ def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: Pret
                                           OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr,
                                                     cosine=pretune.cosine),
                                           pretune.epochs * steps_per_epoch(len(data.train), batch_size))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(fit.seed)
     pooled = {name: FeatureSplit(z[name], getattr(data, name).labels, getattr(data, name).speakers) for name in SPLITS}
     history = []
     for epoch in range(pretune.epochs):
-        loss = train_epoch(_HeadOnly(head), pooled["train"], batch_size, generator, device, False,
+        loss = train_epoch(_HeadOnly(head), Feed(pooled["train"], batch_size, generator, device),
                            lambda logits, _, labels, index: cross_entropy(logits, labels), optimizer, scheduler)
         valid = evaluate(_HeadOnly(head), pooled["valid"], eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from quads_search.cache import cache_root, digest, write_json
 from quads_search.config import RunConfig, StageConfig, to_dict
 from quads_search.core.epochs import (
+    Feed,
     OptimSpec,
     evaluate,
     make_optimizer,
@@ -33,8 +34,9 @@ from quads_search.core.epochs import (
 )
 from quads_search.core.export import save_model
 from quads_search.core.losses import combine, cross_entropy, l1_distill, soft_cross_entropy
-from quads_search.core.models import SLUModel, encoder_arch
-from quads_search.core.pretune import pretuned_model
+from quads_search.core.models import SLUModel
+from quads_search.core.planned import meta_model
+from quads_search.core.pretune import FitSettings, pretuned_model
 from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.schedule import resolve_schedule
@@ -75,9 +77,7 @@ HELD_OUT_REFERENCES = ("teacher_accuracy", "student_fp32_accuracy")
 def references(cfg: RunConfig, teacher_record: dict, student: SLUModel, student_record: dict, frames: int) -> dict:
     """The teacher's and the fp32 pre-tuned student's valid and test accuracy (test is only reported),
     fp32 size (MiB), GMACs and params (M), as `teacher_*` and `student_fp32_*`."""
-    arch = encoder_arch(cfg.teacher, frames, cfg.cache_dir)  # may convert a checkpoint: not on meta
-    with torch.device("meta"):
-        teacher = SLUModel(arch, student.num_classes)
+    teacher = meta_model(cfg.teacher, frames, cfg.cache_dir, student.num_classes)
     out = {}
     for role, model, record in (("teacher", teacher, teacher_record), ("student_fp32", student, student_record)):
         costs = cost_report(model, {}, frames)
@@ -95,9 +95,7 @@ def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
     data = load_features(cfg.dataset, cache)
     teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device, log)
     soft = teacher_soft_targets(cfg, data, cache, teacher_z, log) if learns_soft_labels(cfg) else None
-    student = pretuned_model("student", cfg.student, cfg.student.pretune, data, cache, seed=cfg.training.seed,
-                             batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
-                             device=device, log=log, soft_targets=soft)
+    student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, device), log, soft)
     refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
     shown = {k: v for k, v in refs.items() if k not in HELD_OUT_REFERENCES}  # test stays out of sight in logs
     log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
@@ -208,8 +206,8 @@ class QuadsRun:
         after = {"quantize": self.quantizer.step, "joint": self.quantizer.update_codebooks}.get(stage.stage)
         loss = float("nan")
         for epoch in range(stage.epochs):
-            loss = train_epoch(self.model, train, self.cfg.training.batch_size, generator, self.prepared.device,
-                               self.cfg.dataset.spec_augment, step_loss, optimizer, scheduler, after)
+            feed = Feed(train, self.cfg.training.batch_size, generator, self.prepared.device, self.cfg.dataset.spec_augment)
+            loss = train_epoch(self.model, feed, step_loss, optimizer, scheduler, after)
             self.log(f"  {stage.stage} epoch {epoch + 1}/{stage.epochs} loss {loss:.4f}")
         return loss
 

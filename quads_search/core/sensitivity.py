@@ -27,7 +27,9 @@ from quads_search.core.losses import cross_entropy
 from quads_search.core.run import Prepared
 from quads_search.data import FeatureSplit
 from quads_search.log import Log
-from quads_search.quant import VALID_BITS, calibrate, kmeans_1d, quantizable_weights
+from quads_search.quant import VALID_BITS, calibrate, quantizable_weights
+from quads_search.quant.affine import AffineGrid
+from quads_search.quant.kmeans import Codebook
 
 FORMAT = 1  # bump when what an entry holds changes
 PROBES = 16  # Rademacher probes per batch
@@ -74,11 +76,10 @@ def quantized(weight: Tensor, bits: int, quantization: QuantizationConfig) -> Te
         return w.clone()
     if bits == 16:
         return w.half().float()
-    if quantization.method == "kmeans":
-        centroids = kmeans_1d(w, 2 ** bits, quantization.kmeans_iters)
-        return centroids[torch.bucketize(w, (centroids[1:] + centroids[:-1]) / 2)]
+    if quantization.method == "kmeans":  # the grids the quantizers fit, so Q_b is written once
+        return Codebook.fit(w, 2 ** bits, quantization.kmeans_iters, "density").target(w)
     scale, zero_point = calibrate(w, bits, quantization.calibration)
-    return ((w / scale + zero_point).round().clamp(0, 2 ** bits - 1) - zero_point) * scale
+    return AffineGrid(scale, zero_point, bits, w.numel(), learned=False).target(w)
 
 
 def quantization_error(weight: Tensor, bits: int, quantization: QuantizationConfig) -> float:

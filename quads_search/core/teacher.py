@@ -17,16 +17,14 @@ from torch import nn
 from quads_search.cache import cached_dir, digest, write_json
 from quads_search.config import RunConfig
 from quads_search.core.epochs import embeddings
-from quads_search.core.pretune import FORMAT, Pretuned, SoftTargets, frozen_embeddings, pretuned_model
+from quads_search.core.pretune import FORMAT, FitSettings, Pretuned, SoftTargets, frozen_embeddings, pretuned_model
 from quads_search.data import FeatureData
 from quads_search.log import Log
 
 
 def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device, log: Log) -> Pretuned:
     """The task-tuned teacher Ω for this run's teacher settings and data (built once, cached)."""
-    return pretuned_model("teacher", cfg.teacher, cfg.teacher.pretune, data, cache, seed=cfg.training.seed,
-                          batch_size=cfg.training.batch_size, augment=cfg.dataset.spec_augment,
-                          device=device, log=log)
+    return pretuned_model("teacher", cfg.teacher, data, cache, FitSettings.of(cfg, device), log)
 
 
 def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device,

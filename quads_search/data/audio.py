@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from quads_search.config.units import SAMPLE_RATE
 from quads_search.errors import UserError
 
-SAMPLE_RATE = 16000
 
 
 @lru_cache(maxsize=8)

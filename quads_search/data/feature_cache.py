@@ -22,7 +22,8 @@ from quads_search.config import DatasetConfig
 from quads_search.data.audio import load_audio
 from quads_search.data.corpus import SPLITS, Clip, Corpus
 from quads_search.data.datasets import read_corpus
-from quads_search.data.features import HOP, N_MELS, fit_length, frames_for, log_mel
+from quads_search.config.units import HOP, frames_for
+from quads_search.data.features import N_MELS, fit_length, log_mel
 from quads_search.errors import UserError
 
 FORMAT = 1  # bump when what is stored, or how it is computed, changes

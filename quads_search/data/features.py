@@ -11,17 +11,12 @@ from functools import lru_cache
 import torch
 import torchaudio
 
-SAMPLE_RATE = 16000
+from quads_search.config.units import HOP, SAMPLE_RATE
+
 N_FFT = 400
-HOP = 160
 N_MELS = 80
 FREQ_MASKS, FREQ_WIDTH = 2, 15  # SpecAugment: masks per example, widest mask (mel bins)
 TIME_MASKS, TIME_WIDTH, TIME_SHARE = 2, 40, 0.2  # widest time mask (frames), at most this share of frames
-
-
-def frames_for(seconds: float) -> int:
-    """Feature frames (10 ms each) for a window of `seconds`."""
-    return round(seconds * SAMPLE_RATE / HOP)
 
 
 @lru_cache(maxsize=4)

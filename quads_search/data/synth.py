@@ -26,6 +26,7 @@ import torch
 import torchaudio
 
 from quads_search.cache import built_dir, is_built
+from quads_search.config.units import SAMPLE_RATE
 from quads_search.data import espeak
 from quads_search.data.corpus import SPLITS
 from quads_search.data.fsc import csv_path, write_csv
@@ -35,7 +36,6 @@ from quads_search.errors import UserError
 Size = Literal["small", "default", "large"]
 Holdout = Literal["speakers", "accents", "phrasings"]
 HOLDOUTS: tuple[str, ...] = ("speakers", "accents", "phrasings")
-SAMPLE_RATE = 16000
 MAX_SECONDS = 3.0
 MARKER = "synthetic.json"
 # size -> (train, valid, test speakers, clips per speaker); every speaker says all 31 intents.

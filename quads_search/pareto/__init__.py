@@ -1,4 +1,7 @@
-"""Choosing models from finished sweeps: fronts, hypervolume and budgets (front), pictures (plots).
+"""Choosing models from finished sweeps; Ray-free and torch-free.
 
-Ray-free: it reads `trials.parquet` through `quads_search.results`.
+  front    reading trials, non-dominated sets, hypervolume, selection within budgets
+  table    ratios and drops against the teacher, the pre-tuned student and the fp32 trial
+  cards    a model card beside each chosen model
+  plots    pareto.png; report: the self-contained pareto.html
 """

@@ -15,7 +15,7 @@ import pandas as pd
 
 from quads_search.errors import UserError
 from quads_search.metrics import METRICS
-from quads_search.results import TRIALS_FILE, resolve_model_path, to_frame, trial_row
+from quads_search.results import TRIALS_FILE, TrialStatus, resolve_model_path, to_frame, trial_row
 
 Objectives = list[tuple[str, str]]
 DEFAULT_OBJECTIVES: Objectives = [("valid_accuracy", "max"), ("size_mb", "min"), ("gmacs", "min")]
@@ -157,7 +157,7 @@ def finished(frame: pd.DataFrame, objectives: Objectives, source: Path) -> pd.Da
     missing = [m for m, _ in objectives if m not in frame.columns]
     if missing:
         raise UserError(f"{source}: the results have no column {missing[0]!r} (objectives: {objectives})")
-    done = frame[frame["status"] == "finished"].dropna(subset=[m for m, _ in objectives])
+    done = frame[frame["status"] == TrialStatus.FINISHED].dropna(subset=[m for m, _ in objectives])
     if done.empty:
         raise UserError(f"{source}: no finished trials with {[m for m, _ in objectives]} to compare")
     return done.reset_index(drop=True)

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 from torch import nn
 
+from quads_search.config.units import VALID_BITS
 from quads_search.errors import UserError
 from quads_search.tensor_names import readable_name
 
-VALID_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 QUANTIZED_BITS = range(1, 9)  # 16 = fp16 storage, 32 = left as is
 
 

@@ -1,6 +1,12 @@
-"""The sweep layer, and the only package that imports Ray.
+"""The sweep layer, and the only package that imports Ray. Importing it imports no Ray.
 
-space (Ray-free: parameters, Optuna distributions and samplers, checks) -> driver (Ray Tune
-+ OptunaSearch) -> trainable (one trial, around `core.run`) -> progress (rows into
-`results`). Importing this package imports no Ray; its driver, trainable and progress do.
+  space          parameters, Optuna distributions and samplers, reference trials (Ray-free)
+  search_checks  what a space may search, checked before Ray starts (Ray-free)
+  seeding        the sensitivity-budgeted seeded trials (Ray-free)
+  budget         hard budgets from planned costs, the redraw loop, budget.json (Ray-free)
+  stopping       the early-stop rule after a stage (Ray-free)
+  searcher       OptunaSearch for Ray Tune: enqueued trials first, budgets, constraints
+  scheduler      Ray Tune's trial scheduler for early stopping
+  driver         the Tune run: Ray start, lock, resume, signals, results
+  trainable      one trial, around `core.run`; progress: rows into `results` and the console
 """

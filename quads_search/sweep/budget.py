@@ -1,9 +1,8 @@
 """Hard budgets (`search.budget`): a trial's costs known before it trains, and draws that respect them.
 
-A trial's packed size (MiB), average bits and GMACs follow from its configuration alone:
-`planned_costs` builds the student on the meta device, resolves its bits as the quantizer
-does and counts them with `size_report` and `count_macs`, the functions a run's end counts
-with, so a planned cost is the metric the trial would report. `ask_within_budget` asks the
+A trial's packed size (MiB), average bits and GMACs follow from its configuration alone
+(`core.planned.planned_costs`: the student on the meta device, counted with the functions a
+run's end counts with, so a planned cost is the metric the trial would report). `ask_within_budget` asks the
 study for a trial, records cost − bound for every budgeted key with Optuna's public
 `Trial.set_constraint` (> 0: infeasible), and trains nothing over budget: such a draw is told
 PRUNED, without objective values, and the study is asked again. Reference trials are the
@@ -28,7 +27,6 @@ Ray-free: the sweep's searcher and the benches share it.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -36,15 +34,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import optuna
-import torch
 
-from quads_search.config import RunConfig, StudentConfig, SweepConfig
+from quads_search.config import RunConfig, SweepConfig
 from quads_search.config.schema import BudgetConfig
-from quads_search.core.models import SLUModel, encoder_arch
-from quads_search.core.profile import count_macs
-from quads_search.data.features import frames_for
+from quads_search.core.planned import planned_costs
 from quads_search.errors import UserError
-from quads_search.quant import quantizable_weights, resolve_bits, size_report
 from quads_search.results import TRIALS_FILE
 from quads_search.sweep.search_checks import bit_widths
 from quads_search.sweep.space import REFERENCE_BITS_KEY, apply_params
@@ -63,24 +57,6 @@ class BudgetExhausted(UserError):
 
     def __reduce__(self):
         return type(self), (str(self), self.rejected)
-
-
-@functools.lru_cache(maxsize=8)
-def _meta_student(student: StudentConfig, frames: int, cache_dir: str, num_classes: int) -> tuple[SLUModel, float]:
-    """The student on the meta device and its GMACs per forward pass (bits do not change MACs)."""
-    arch = encoder_arch(student, frames, cache_dir)  # may read files: not on meta
-    with torch.device("meta"):
-        model = SLUModel(arch, num_classes)
-    return model, count_macs(model, frames)[0] / 1e9
-
-
-def planned_costs(cfg: RunConfig, num_classes: int) -> dict[str, float]:
-    """`size_mb`, `bits_avg` and `gmacs` of `cfg`'s trained student, as its final report will give them."""
-    model, gmacs = _meta_student(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
-    bits = cfg.quantization.bits
-    resolved = resolve_bits(quantizable_weights(model), bits["default"], {k: v for k, v in bits.items() if k != "default"})
-    sizes = size_report(model, resolved, cfg.quantization.method)
-    return {"size_mb": sizes["size_mb"], "bits_avg": sizes["bits_avg"], "gmacs": gmacs}
 
 
 def budget_text(budget: BudgetConfig) -> str:

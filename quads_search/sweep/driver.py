@@ -24,7 +24,7 @@ from ray import tune
 from quads_search.config import SweepConfig, to_dict
 from quads_search.errors import UserError
 from quads_search.files import write_json, write_text
-from quads_search.results import REFERENCES_FILE, TRIALS_FILE, TrialTable
+from quads_search.results import REFERENCES_FILE, TRIALS_FILE, TrialStatus, TrialTable
 from quads_search.sweep.budget import check_reachable, read_record, record_line
 from quads_search.sweep.progress import TrialRecorder, reconcile, summary
 from quads_search.sweep.scheduler import EarlyStopScheduler
@@ -157,8 +157,8 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
                            f"an interrupt; see {experiment_dir} (continue with --resume)")
     summary(table, experiment_dir, log)
     failures = collections.Counter(str(r.get("error") or r["status"]).split(":")[0] for r in rows
-                                   if r["status"] not in ("finished", "stopped"))
-    stopped = sum(1 for r in rows if r["status"] == "stopped")
+                                   if r["status"] not in (TrialStatus.FINISHED, TrialStatus.STOPPED))
+    stopped = sum(1 for r in rows if r["status"] == TrialStatus.STOPPED)
     return SweepOutcome(experiment_dir, len(rows) - sum(failures.values()) - stopped, dict(failures), stopped)
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ray import tune
 
-from quads_search.results import KIND_KEY, TrialTable, trial_row
+from quads_search.results import KIND_KEY, TrialStatus, TrialTable, trial_row
 from quads_search.sweep.space import REFERENCE_BITS_KEY
 from quads_search.sweep.stopping import was_stopped
 
@@ -33,12 +33,12 @@ class TrialRecorder(tune.Callback):
         result = trial.last_result or {}
         if was_stopped(result):  # ended on a stage report: search.early_stop stopped it
             reason = self.stop_reasons.get(trial.trial_id, f"stopped after stage {result['stage']}")
-            row = trial_row(trial.trial_id, self.experiment, trial.config, result, status="stopped", error=reason)
+            row = trial_row(trial.trial_id, self.experiment, trial.config, result, status=TrialStatus.STOPPED, error=reason)
         else:
             row = trial_row(trial.trial_id, self.experiment, trial.config, result)
         self.table.record(row)
         outcome = (f"valid acc {row['valid_accuracy']:.3f} (test {row['accuracy']:.3f}) size {row['size_mb']:.4f} MiB "
-                   f"at {row['bits_avg']:.2f} bits" if row["status"] == "finished"
+                   f"at {row['bits_avg']:.2f} bits" if row["status"] == TrialStatus.FINISHED
                    else f"{row['status'].upper()}: {row['error']}")
         if row["kind"] != "searched":
             outcome = f"({row['kind']}) {outcome}"
@@ -52,15 +52,15 @@ class TrialRecorder(tune.Callback):
 
     def _counts(self, trials) -> str:
         rows = {r["trial_id"]: r["status"] for r in self.table.rows()}
-        finished = sum(1 for s in rows.values() if s == "finished")
-        stopped = sum(1 for s in rows.values() if s == "stopped")
+        finished = sum(1 for s in rows.values() if s == TrialStatus.FINISHED)
+        stopped = sum(1 for s in rows.values() if s == TrialStatus.STOPPED)
         failed = len(rows) - finished - stopped
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in rows)
         early = f"{stopped} stopped early, " if stopped else ""
         return f"[{finished} finished, {early}{failed} failed, {running} running of {self.num_samples}]"
 
     def _bests(self) -> str:
-        rows = [r for r in self.table.rows() if r["status"] == "finished"]
+        rows = [r for r in self.table.rows() if r["status"] == TrialStatus.FINISHED]
         if not rows:
             return ""
         parts = []
@@ -99,8 +99,8 @@ def reconcile(grid, table: TrialTable, experiment: str) -> None:
 
 def summary(table: TrialTable, experiment_dir: Path, log: Callable[[str], None] = print) -> None:
     rows = table.rows()
-    finished = [r for r in rows if r["status"] == "finished"]
-    stopped = [r for r in rows if r["status"] == "stopped"]
+    finished = [r for r in rows if r["status"] == TrialStatus.FINISHED]
+    stopped = [r for r in rows if r["status"] == TrialStatus.STOPPED]
     early = f"{len(stopped)} stopped early (search.early_stop), " if stopped else ""
     log(f"done: {len(finished)} finished, {early}{len(rows) - len(finished) - len(stopped)} failed; "
         f"results in {experiment_dir / 'trials.parquet'}")

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-import torch
 
 from quads_search.config import (
     ParamSpace,
@@ -22,6 +21,7 @@ from quads_search.config import (
     set_dotted,
     to_dict,
 )
+from quads_search.config.units import frames_for
 from quads_search.errors import ConfigError, UserError
 from quads_search.results import NOT_PARAMS
 from quads_search.sweep.search_checks import bit_widths, search_problems
@@ -173,13 +173,10 @@ def check_space(config: SweepConfig) -> list[str]:
 
 def _check_bit_targets(base: RunConfig, searched: list[str]) -> list[str]:
     """Every override and searched `bits.*` name must match a weight of the base student."""
-    from quads_search.core.models import SLUModel, encoder_arch
+    from quads_search.core.planned import meta_model
     from quads_search.quant import quantizable_weights, resolve_bits
 
-    arch = encoder_arch(base.student, round(base.dataset.seconds * 100), base.cache_dir)  # may convert: not on meta
-    with torch.device("meta"):
-        model = SLUModel(arch, 2)
-    names = list(quantizable_weights(model))
+    names = list(quantizable_weights(meta_model(base.student, frames_for(base.dataset.seconds), base.cache_dir, 2)))
     problems = []
     targets = {f"quantization.bits.{k}": k for k in base.quantization.bits if k != "default"}
     targets.update({f"space.{n}": n[len("bits."):] for n in searched if n != "bits.default"})

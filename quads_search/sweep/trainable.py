@@ -23,29 +23,20 @@ import traceback
 from pathlib import Path
 
 import ray
-import torch
 from ray import tune
 
 from quads_search.config import RunConfig, run_config_from_dict
-from quads_search.core.epochs import NonFiniteLoss
+from quads_search.core.epochs import is_training_fault
 from quads_search.core.planned import planned_size_mb
 from quads_search.core.run import Prepared, prepare, prepare_key, run_quads, timed
-from quads_search.errors import UserError
 from quads_search.metrics import METRIC_NAMES
-from quads_search.results import stored_model_path
+from quads_search.results import TrialStatus, stored_model_path
 from quads_search.sweep.space import apply_params
 from quads_search.sweep.stopping import PLANNED_SIZE_KEY
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).
 FINAL_KEYS = (*METRIC_NAMES, "model_path", "reducer")
 _WORKER: dict[str, Prepared] = {}  # this worker process's shared data, by prepare_key
-
-
-def is_training_fault(exc: BaseException) -> bool:
-    """Faults of the configuration being trained, as opposed to bugs in the code."""
-    if isinstance(exc, (NonFiniteLoss, MemoryError, torch.OutOfMemoryError, UserError)):
-        return True
-    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("allocate", "out of memory"))
 
 
 def quads_trial(params: dict, *, base: dict, experiment_dir: str, checkpoint_every_s: float) -> None:
@@ -62,11 +53,11 @@ def quads_trial(params: dict, *, base: dict, experiment_dir: str, checkpoint_eve
         try:
             final = _train(params, base, trial_dir, log, checkpoint_every_s, timings)
             # relative to the experiment, so that the results folder can move (pareto resolves it)
-            final.update(status="finished", error=None,
+            final.update(status=TrialStatus.FINISHED, error=None,
                          model_path=stored_model_path(final["model_path"], Path(experiment_dir)))
         except Exception as exc:  # noqa: BLE001 - classified, logged and reported; the sweep goes on
             log(traceback.format_exc())
-            status = "failed" if is_training_fault(exc) else "error"
+            status = TrialStatus.FAILED if is_training_fault(exc) else TrialStatus.ERROR
             final = {"status": status, "error": f"{type(exc).__name__}: {exc}"[:2000]}
     timings = {f"time_{k}_s": round(v, 3) for k, v in timings.items()}
     tune.report({**final, **common, **timings, "wall_s": time.perf_counter() - start})

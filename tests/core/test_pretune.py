@@ -10,7 +10,7 @@ from quads_search.config import PretuneConfig, StudentConfig
 from quads_search.config.convert import ConfigError
 from quads_search.core.epochs import OptimSpec, make_optimizer, predict
 from quads_search.core.losses import soft_cross_entropy
-from quads_search.core.pretune import SoftTargets, fit_cross_entropy
+from quads_search.core.pretune import FitSettings, SoftTargets, fit_cross_entropy
 from quads_search.core.models import build_model
 from quads_search.data import FeatureData, FeatureSplit
 from quads_search.sweep.space import load_sweep
@@ -60,8 +60,8 @@ def test_a_student_learns_the_teachers_soft_labels_in_proportion_to_kd(kd):
     torch.manual_seed(0)
     model = build_model(cfg, CLASSES, FRAMES)
     pretune = PretuneConfig(epochs=12, lr=3e-3, head_lr=3e-3, kd=kd, warmup=1)
-    fit_cross_entropy(model, data, pretune, seed=0, batch_size=8, augment=False, device=torch.device("cpu"),
-                      log=lambda m: None, soft_targets=soft)
+    fit = FitSettings(seed=0, batch_size=8, eval_batch_size=128, augment=False, device=torch.device("cpu"))
+    fit_cross_entropy(model, data, pretune, fit, lambda m: None, soft_targets=soft)
     predicted = predict(model, data.train, 64, torch.device("cpu"))
     followed = shifted if kd else data.train.labels
     assert (predicted == followed).double().mean() > 0.9

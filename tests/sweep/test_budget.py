@@ -15,8 +15,9 @@ from quads_search.core.allocation import Option
 from quads_search.core.models import build_model
 from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
-from quads_search.data.features import frames_for
+from quads_search.config.units import frames_for
 from quads_search.errors import ConfigError, UserError
+from quads_search.core.planned import planned_costs
 from quads_search.pareto.front import select
 from quads_search.results import OVER_BUDGET_KEY, to_frame, trial_row
 from quads_search.sweep import budget as budget_module
@@ -26,7 +27,6 @@ from quads_search.sweep.budget import (
     BudgetExhausted,
     ask_within_budget,
     check_reachable,
-    planned_costs,
     trial_params,
 )
 from quads_search.sweep.searcher import make_searcher

@@ -49,7 +49,7 @@ def test_training_faults_are_told_apart_from_bugs():
     # A fault of the configuration being trained fails the trial; anything else is a bug, recorded as an error.
     from quads_search.core.epochs import NonFiniteLoss
     from quads_search.errors import UserError
-    from quads_search.sweep.trainable import is_training_fault
+    from quads_search.core.epochs import is_training_fault
 
     assert is_training_fault(UserError("quantization.bits: 'x' matches no weight tensor"))
     assert is_training_fault(NonFiniteLoss("nan")) and is_training_fault(RuntimeError("can't allocate memory"))
