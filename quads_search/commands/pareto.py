@@ -22,7 +22,6 @@ from quads_search.pareto.front import (
     front,
     held_out,
     hypervolume_2d,
-    load_trials,
     parse_objectives,
     ranking_metric,
     reference_point,
@@ -31,6 +30,7 @@ from quads_search.pareto.front import (
     varying,
 )
 from quads_search.pareto.table import DROP_COLUMNS, PAPER_BOUND, load_references, tensor_bits, with_drops, with_ratios
+from quads_search.results import load_trials
 
 TABLE_COLUMNS = ["trial_id", "experiment", "kind", "valid_accuracy", "accuracy", "f1_macro", "size_mb", "gmacs",
                  "bits_avg"]

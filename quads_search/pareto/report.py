@@ -145,7 +145,7 @@ def write_html(trials: pd.DataFrame, rows: pd.DataFrame, bits: pd.DataFrame, ref
                objectives: list[tuple[str, str]], constant: list[str], rank: str, details: dict[str, dict],
                path: Path) -> None:
     """The report; `rows` is the front with ratios, `details` each trial's parameters and model card path."""
-    refs = _reference_values(references, rank)
+    refs = reference_values(references, rank)
     panels = "".join(_svg_panel(trials, cost, rank, refs) for cost, mode in objectives if mode == "min")
     notes = "".join(f'<p class="constant">{html.escape(METRICS[m].label)} is the same for every finished trial '
                     f"({trials[m].iloc[0]:.4g}): not plotted.</p>" for m in constant)
@@ -156,7 +156,7 @@ def write_html(trials: pd.DataFrame, rows: pd.DataFrame, bits: pd.DataFrame, ref
     write_text(path, page)
 
 
-def _reference_values(references: dict[str, dict], rank: str) -> dict[str, float]:
+def reference_values(references: dict[str, dict], rank: str) -> dict[str, float]:
     """The references on the ranking metric's split, when every experiment agrees (one sweep, usually)."""
     suffix = "_valid_accuracy" if rank == "valid_accuracy" else "_accuracy"
     out = {}
