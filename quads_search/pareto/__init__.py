@@ -4,4 +4,5 @@
   table    ratios and drops against the teacher, the pre-tuned student and the fp32 trial
   cards    a model card beside each chosen model
   plots    pareto.png; report: the self-contained pareto.html
+  analysis a results folder analysed as `quads-search pareto` does (front, selection, report, export), as an API
 """
