@@ -3,6 +3,7 @@
   space          parameters, Optuna distributions and samplers, reference trials (Ray-free)
   search_checks  what a space may search, checked before Ray starts (Ray-free)
   seeding        the sensitivity-budgeted seeded trials (Ray-free)
+  plan_report    a seeding plan as data, a table and a plot (what `quads-search sensitivity` shows; Ray-free)
   budget         hard budgets from planned costs, the redraw loop, budget.json (Ray-free)
   stopping       the early-stop rule after a stage (Ray-free)
   searcher       OptunaSearch for Ray Tune: enqueued trials first, budgets, constraints
