@@ -51,7 +51,8 @@ from quads_search.config import SweepConfig
 from quads_search.config.schema import BudgetConfig
 from quads_search.core.allocation import exact
 from quads_search.core.epochs import is_training_fault
-from quads_search.core.run import Prepared, prepare, run_quads
+from quads_search.core.prepare import Prepared, prepare
+from quads_search.core.run import run_quads
 from quads_search.pareto.front import hypervolume_2d
 from quads_search.quant.bits import VALID_BITS
 from quads_search.quant.size import MIB

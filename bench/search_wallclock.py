@@ -46,7 +46,8 @@ from quads_search.config import SweepConfig
 from quads_search.config.schema import EarlyStopConfig
 from quads_search.core.epochs import evaluate, is_training_fault
 from quads_search.core.planned import planned_size_mb
-from quads_search.core.run import Prepared, QuadsRun, prepare
+from quads_search.core.prepare import Prepared, prepare
+from quads_search.core.run import QuadsRun
 from quads_search.core.schedule import resolve_schedule
 from quads_search.core.sensitivity import measure, quantized
 from quads_search.pareto.front import hypervolume_2d

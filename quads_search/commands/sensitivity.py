@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quads_search.core.run import prepare
+    from quads_search.core.prepare import prepare
     from quads_search.sweep.plan_report import plot, summary, table
     from quads_search.sweep.seeding import make_plan
 

@@ -24,7 +24,7 @@ from quads_search.config import QuantizationConfig, RunConfig
 from quads_search.core import pretune
 from quads_search.core.hutchinson import hessian_traces
 from quads_search.core.losses import cross_entropy
-from quads_search.core.run import Prepared
+from quads_search.core.prepare import Prepared
 from quads_search.data import FeatureSplit
 from quads_search.log import Log
 from quads_search.quant import VALID_BITS, calibrate, quantizable_weights

@@ -117,7 +117,7 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
                 dashboard_host: str, log) -> SweepOutcome:
     if not resume:
         write_text(experiment_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-    from quads_search.core.run import prepare
+    from quads_search.core.prepare import prepare
 
     log("preparing shared data and pre-tuned models (cached after the first run)")
     prepared = prepare(config.run_config(), log)

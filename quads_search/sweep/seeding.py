@@ -16,7 +16,7 @@ from torch import nn
 
 from quads_search.config import SweepConfig
 from quads_search.core.allocation import Allocation, Option, exact, greedy, greedy_gap, spread_budgets
-from quads_search.core.run import Prepared
+from quads_search.core.prepare import Prepared
 from quads_search.core.sensitivity import Sensitivity, sensitivity
 from quads_search.log import Log
 from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes

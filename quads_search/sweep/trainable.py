@@ -28,7 +28,8 @@ from ray import tune
 from quads_search.config import RunConfig, run_config_from_dict
 from quads_search.core.epochs import is_training_fault
 from quads_search.core.planned import planned_size_mb
-from quads_search.core.run import Prepared, prepare, prepare_key, run_quads, timed
+from quads_search.core.prepare import Prepared, prepare, prepare_key
+from quads_search.core.run import run_quads, timed
 from quads_search.metrics import METRIC_NAMES
 from quads_search.results import TrialStatus, stored_model_path
 from quads_search.sweep.space import apply_params
