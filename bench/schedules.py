@@ -34,7 +34,7 @@ from quads_search.core.quantizer import make_quantizer
 from quads_search.core.prepare import prepare
 from quads_search.core.run import QuadsRun
 from quads_search.core.schedule import SCHEDULE_PRESETS
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
 # Quantizer variants: the paper's k-means update, the learnable one, and affine QAT (latent weights, STE).

@@ -30,7 +30,7 @@ from quads_search.sweep.progress import TrialRecorder, reconcile, summary
 from quads_search.sweep.scheduler import EarlyStopScheduler
 from quads_search.sweep.searcher import make_searcher
 from quads_search.sweep.seeding import warm_start_trials
-from quads_search.sweep.space import Enqueued, reference_trials
+from quads_search.sweep.references import Enqueued, reference_trials
 from quads_search.sweep.trainable import quads_trial
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

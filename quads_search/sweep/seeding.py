@@ -23,7 +23,8 @@ from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes
 from quads_search.quant.size import MIB
 from quads_search.sweep.budget import BudgetCheck, is_over
 from quads_search.sweep.search_checks import bit_widths
-from quads_search.sweep.space import Enqueued, apply_params, space_values
+from quads_search.sweep.params import apply_params
+from quads_search.sweep.references import Enqueued, space_values
 
 SEEDED = "seeded"
 

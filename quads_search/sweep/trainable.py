@@ -32,7 +32,7 @@ from quads_search.core.prepare import Prepared, prepare, prepare_key
 from quads_search.core.run import run_quads, timed
 from quads_search.metrics import METRIC_NAMES
 from quads_search.results import TrialStatus, stored_model_path
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 from quads_search.sweep.stopping import PLANNED_SIZE_KEY
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).
