@@ -74,8 +74,7 @@ class ParetoAnalysis:
         from quads_search.pareto.report import write_html
 
         bits = tensor_bits(self.best)
-        write_html(self.trials, self.best, bits, self.references, self.objectives, self.constant, self.rank,
-                   self._details(cards), self.results_dir / "pareto.html")
+        write_html(self, bits, self._details(cards), self.results_dir / "pareto.html")
         plot_png(self.trials, bits, self.references, self.objectives, self.rank, self.results_dir / "pareto.png")
 
     def _details(self, cards: dict[str, Path]) -> dict[str, dict]:

@@ -137,7 +137,7 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
         table = TrialTable(experiment_dir)
         recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log,
                                  stop_reasons=scheduler.reasons if scheduler else None)
-        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume, seeded, scheduler, num_classes)
+        tuner = _tuner(config, experiment_dir, recorder, resume, seeded, scheduler, num_classes)
         grid, interrupted = _fit(tuner)
         reconcile(grid, table, config.name)
     finally:
@@ -230,13 +230,14 @@ def _locked(experiment_dir: Path) -> Iterator[None]:
         lock.release()
 
 
-def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool,
-           seeded: list[Enqueued], scheduler: EarlyStopScheduler | None, num_classes: int) -> tune.Tuner:
+def _tuner(config: SweepConfig, experiment_dir: Path, recorder, resume: bool, seeded: list[Enqueued],
+           scheduler: EarlyStopScheduler | None, num_classes: int) -> tune.Tuner:
+    """A new Tune run into `experiment_dir` (`<results>/<name>`, Tune's layout), or the one there resumed."""
     fn = trainable(config, experiment_dir)
     if resume:
         return tune.Tuner.restore(str(experiment_dir), fn, resume_unfinished=True, resume_errored=False)
     run_config = tune.RunConfig(
-        name=config.name, storage_path=str(results_dir), callbacks=[recorder], verbose=0,
+        name=experiment_dir.name, storage_path=str(experiment_dir.parent), callbacks=[recorder], verbose=0,
         failure_config=tune.FailureConfig(max_failures=config.search.max_retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config) + seeded, num_classes=num_classes)
