@@ -1,4 +1,5 @@
-"""The house plan holds: imports run one way (no cycles), and Ray stays inside the sweep package."""
+"""The house plan holds: imports run one way (no cycles), Ray stays inside the sweep package, and no
+signature outgrows seven parameters."""
 from __future__ import annotations
 
 import ast
@@ -149,3 +150,26 @@ def test_the_onnx_graph_is_built_without_torch():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+MAX_PARAMETERS = 7  # past this, a signature wants a small parameter object
+
+
+def parameter_count(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Parameters a caller passes: every kind, `self` and `cls` not counted."""
+    a = node.args
+    names = [p.arg for p in (*a.posonlyargs, *a.args)]
+    count = len(names) + len(a.kwonlyargs) + (a.vararg is not None) + (a.kwarg is not None)
+    return count - (1 if names and names[0] in ("self", "cls") else 0)
+
+
+def test_no_function_takes_more_than_seven_parameters():
+    long = [f"{module}.{node.name} ({parameter_count(node)})" for module, path in MODULES.items()
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and parameter_count(node) > MAX_PARAMETERS]
+    assert long == []
+
+
+def test_the_parameter_count_sees_every_kind_of_parameter():
+    (node,) = ast.parse("def f(self, a, /, b, *args, c, **kw): pass").body
+    assert parameter_count(node) == 5
