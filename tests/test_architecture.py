@@ -19,13 +19,10 @@ MODULES = {module_name(p): p for package in PACKAGES for p in (ROOT / package).r
 
 def _runtime_imports(tree: ast.AST) -> list[ast.stmt]:
     """Every import statement, at any depth, except those under `if TYPE_CHECKING:`."""
-    found = []
-    for node in ast.walk(tree):
+    for node in list(ast.walk(tree)):  # first: ast.walk queues a node's children before yielding it
         if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
             node.body = []
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-    return found
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def imports_of(name: str) -> set[str]:
@@ -173,3 +170,8 @@ def test_no_function_takes_more_than_seven_parameters():
 def test_the_parameter_count_sees_every_kind_of_parameter():
     (node,) = ast.parse("def f(self, a, /, b, *args, c, **kw): pass").body
     assert parameter_count(node) == 5
+
+
+def test_imports_under_type_checking_are_left_out():
+    tree = ast.parse("import a\nif TYPE_CHECKING:\n    import b\n    from c import d\n")
+    assert [n.names[0].name for n in _runtime_imports(tree)] == ["a"]
