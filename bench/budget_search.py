@@ -51,7 +51,8 @@ from quads_search.config import SweepConfig
 from quads_search.config.schema import BudgetConfig
 from quads_search.core.allocation import exact
 from quads_search.core.epochs import is_training_fault
-from quads_search.core.run import Prepared, prepare, run_quads
+from quads_search.core.prepare import Prepared, prepare
+from quads_search.core.run import run_quads
 from quads_search.pareto.front import hypervolume_2d
 from quads_search.quant.bits import VALID_BITS
 from quads_search.quant.size import MIB
@@ -59,7 +60,9 @@ from quads_search.results import TrialStatus
 from quads_search.core.planned import planned_costs
 from quads_search.sweep.budget import BudgetCheck, ask_within_budget, trial_params
 from quads_search.sweep.seeding import make_plan, seeded_trials
-from quads_search.sweep.space import REFERENCE_BITS_KEY, apply_params, distributions, make_sampler, space_values
+from quads_search.sweep.params import REFERENCE_BITS_KEY, apply_params, distributions
+from quads_search.sweep.references import space_values
+from quads_search.sweep.samplers import make_sampler
 
 FIXED = ("uniform", "knapsack")
 SAMPLED = ("random", "tpe", "tpe+seeded", "nsga2", "gp")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench.common import space_config
-from quads_search.core.run import prepare
+from quads_search.core.prepare import prepare
 
 DEFAULT_SHAPE = "64x2x256"
 BUDGET_EPOCHS = 30  # the default recipe's epochs at the default shape: the wall-clock every shape gets

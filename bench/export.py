@@ -99,7 +99,8 @@ def measure(engine: str, path: str, threads: int, warmup: int, runs: int) -> dic
 
 def pick_models(results: Path) -> tuple[list[dict], dict]:
     """(the front's trials, the fp32 trial) as plain dicts, smallest first."""
-    from quads_search.pareto.front import finished, front, load_trials
+    from quads_search.pareto.front import finished, front
+    from quads_search.results import load_trials
 
     trials = finished(load_trials(results), OBJECTIVES, results)
     chosen = front(trials, OBJECTIVES).sort_values("size_mb")

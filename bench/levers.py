@@ -26,7 +26,8 @@ from pathlib import Path
 
 from bench.common import paired_t, run_in_processes, space_config, t_interval
 from quads_search.core.epochs import evaluate
-from quads_search.core.run import QuadsRun, prepare
+from quads_search.core.prepare import prepare
+from quads_search.core.run import QuadsRun
 
 LOW_BIT = ("quantization.bits.default=4", "quantization.bits.conv1=2", "quantization.bits.conv2=2",
            r"quantization.bits.re:layers\.\d+\.fc[12]=1", r"quantization.bits.re:layers\.\d+\.self_attn\..*=2",

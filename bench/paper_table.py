@@ -32,11 +32,12 @@ import torch
 from bench.common import space_config
 from quads_search.config import SweepConfig
 from quads_search.core.allocation import exact
-from quads_search.core.run import Prepared, QuadsRun, prepare
+from quads_search.core.prepare import Prepared, prepare
+from quads_search.core.run import QuadsRun
 from quads_search.metrics import relative_drop
 from quads_search.sweep.seeding import bit_groups, group_options
 from quads_search.core.sensitivity import sensitivity
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 
 UNIFORM = (32, 16, 8, 4, 3, 2)
 MIXED_AT = (3, 2)  # mixed allocations within the size of these uniform widths

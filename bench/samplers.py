@@ -29,9 +29,11 @@ import pandas as pd
 
 from bench.common import mean_std, quiet, run_in_processes, space_config, to_stderr
 from quads_search.config import SweepConfig
-from quads_search.core.run import prepare, run_quads
+from quads_search.core.prepare import prepare
+from quads_search.core.run import run_quads
 from quads_search.pareto.front import hypervolume_2d, reference_point, to_costs
-from quads_search.sweep.space import apply_params, distributions, make_sampler
+from quads_search.sweep.params import apply_params, distributions
+from quads_search.sweep.samplers import make_sampler
 
 SAMPLERS = ("nsga2", "tpe", "random")
 

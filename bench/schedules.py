@@ -31,9 +31,10 @@ from bench.common import mean_std, t_interval, quiet, run_in_processes, space_co
 from quads_search.config import RunConfig
 from quads_search.core.epochs import evaluate
 from quads_search.core.quantizer import make_quantizer
-from quads_search.core.run import QuadsRun, prepare
+from quads_search.core.prepare import prepare
+from quads_search.core.run import QuadsRun
 from quads_search.core.schedule import SCHEDULE_PRESETS
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
 # Quantizer variants: the paper's k-means update, the learnable one, and affine QAT (latent weights, STE).

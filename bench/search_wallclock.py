@@ -46,20 +46,16 @@ from quads_search.config import SweepConfig
 from quads_search.config.schema import EarlyStopConfig
 from quads_search.core.epochs import evaluate, is_training_fault
 from quads_search.core.planned import planned_size_mb
-from quads_search.core.run import Prepared, QuadsRun, prepare
+from quads_search.core.prepare import Prepared, prepare
+from quads_search.core.run import QuadsRun
 from quads_search.core.schedule import resolve_schedule
 from quads_search.core.sensitivity import measure, quantized
 from quads_search.pareto.front import hypervolume_2d
 from quads_search.results import TrialStatus
 from quads_search.sweep.seeding import Plan, make_plan, seeded_trials
-from quads_search.sweep.space import (
-    REFERENCE_BITS_KEY,
-    Enqueued,
-    apply_params,
-    distributions,
-    make_sampler,
-    reference_trials,
-)
+from quads_search.sweep.params import REFERENCE_BITS_KEY, apply_params, distributions
+from quads_search.sweep.references import Enqueued, reference_trials
+from quads_search.sweep.samplers import make_sampler
 from quads_search.sweep.stopping import StageScore, dominating_witness
 
 SEARCHES = ("tpe", "tpe+seeded", "tpe+early-stop", "tpe+seeded+early-stop")

@@ -31,9 +31,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import quiet, space_config  # noqa: E402
-from quads_search.core.run import prepare, run_quads  # noqa: E402
+from quads_search.core.prepare import prepare
+from quads_search.core.run import run_quads  # noqa: E402
 from quads_search.sweep.driver import run_sweep  # noqa: E402
-from quads_search.sweep.space import apply_params, distributions  # noqa: E402
+from quads_search.sweep.params import apply_params, distributions  # noqa: E402
 
 
 def sampled_params(config, count: int) -> list[dict]:

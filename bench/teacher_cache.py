@@ -21,7 +21,7 @@ from bench.common import quiet, space_config
 from quads_search.cache import cache_root
 from quads_search.core.epochs import Feed, OptimSpec, make_optimizer, steps_per_epoch, train_epoch
 from quads_search.core.losses import cross_entropy, l1_distill
-from quads_search.core.run import prepare
+from quads_search.core.prepare import prepare
 from quads_search.core.teacher import WidthReducer, pretuned_teacher
 
 

@@ -7,6 +7,8 @@ parquet can always be rebuilt from the row files.
 
 A row's `model_path` is relative to its experiment directory (`models/<trial>/model.safetensors`),
 so a results folder can be moved or copied; readers resolve it with `resolve_model_path`.
+`load_trials` reads every experiment under a folder (from Ray Tune's own records where a
+parquet is missing or damaged).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from quads_search.errors import UserError
 from quads_search.files import atomic_path, write_json
 from quads_search.metrics import METRIC_NAMES
 
@@ -129,3 +132,43 @@ def trial_row(trial_id: str, experiment: str, config: dict, result: dict, status
     row["over_budget"] = bool(config.get(OVER_BUDGET_KEY, False))
     row.update({f"param.{name}": value for name, value in config.items() if name not in NOT_PARAMS})
     return row
+
+
+def load_trials(root: Path, warn=print) -> pd.DataFrame:
+    """Every trial of every experiment under `root` (or `root` itself as one experiment)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such results directory")
+    experiments = sorted({p.parent for p in root.glob(f"*/{TRIALS_FILE}")} |
+                         {p.parent for p in root.glob("*/experiment_state-*.json")} |
+                         ({root} if (root / TRIALS_FILE).exists() or any(root.glob("experiment_state-*.json")) else set()))
+    if not experiments:
+        raise UserError(f"{root}: holds no experiment (no {TRIALS_FILE} and no Ray Tune experiment state)")
+    frames = [_read_experiment(d, warn) for d in experiments]
+    return pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+
+
+def _read_experiment(directory: Path, warn) -> pd.DataFrame:
+    path = directory / TRIALS_FILE
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable parquet: fall back to Tune's own records
+        reason = "is missing" if not path.exists() else f"is unreadable ({type(exc).__name__})"
+        warn(f"warning: {path} {reason}; reading Ray Tune's per-trial results in {directory} instead")
+        frame = _from_tune_results(directory)
+    if "experiment" not in frame or frame["experiment"].isna().all():
+        frame["experiment"] = directory.name
+    # Stored relative to the experiment (results.stored_model_path): resolved against where it is now.
+    frame["model_path"] = [resolve_model_path(p, directory) for p in frame["model_path"]]
+    return frame
+
+
+def _from_tune_results(directory: Path) -> pd.DataFrame:
+    rows = []
+    for result_file in sorted(directory.glob("*/result.json")):
+        lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        final = [r for r in lines if "status" in r]
+        if final:
+            last = final[-1]
+            rows.append(trial_row(last["trial_id"], directory.name, last.get("config", {}), last))
+    return to_frame(rows)

@@ -92,7 +92,7 @@ def smoke_config(smoke_cache):
 @pytest.fixture(scope="session")
 def prepared(smoke_config):
     """Corpus, features, pre-tuned teacher and student for the smoke config (cached)."""
-    from quads_search.core.run import prepare
+    from quads_search.core.prepare import prepare
 
     return prepare(smoke_config.run_config(), log=lambda m: None)
 

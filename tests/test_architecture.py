@@ -1,4 +1,5 @@
-"""The house plan holds: imports run one way (no cycles), and Ray stays inside the sweep package."""
+"""The house plan holds: imports run one way (no cycles), Ray stays inside the sweep package, and no
+signature outgrows seven parameters."""
 from __future__ import annotations
 
 import ast
@@ -18,13 +19,10 @@ MODULES = {module_name(p): p for package in PACKAGES for p in (ROOT / package).r
 
 def _runtime_imports(tree: ast.AST) -> list[ast.stmt]:
     """Every import statement, at any depth, except those under `if TYPE_CHECKING:`."""
-    found = []
-    for node in ast.walk(tree):
+    for node in list(ast.walk(tree)):  # first: ast.walk queues a node's children before yielding it
         if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
             node.body = []
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-    return found
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def imports_of(name: str) -> set[str]:
@@ -88,7 +86,8 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_ray_is_imported_in_the_sweep_package_only():
     importers = sorted(name for name in MODULES if imports_ray(name))
     assert importers and all(name.startswith("quads_search.sweep.") for name in importers), importers
-    assert not imports_ray("quads_search.sweep") and not imports_ray("quads_search.sweep.space")
+    ray_free = ("", ".space", ".params", ".references", ".samplers", ".seeding", ".budget", ".stopping")
+    assert not [m for m in ray_free if imports_ray("quads_search.sweep" + m)]
 
 
 ABOVE_THE_CORE = ("sweep", "commands", "cli", "__main__")  # the only parts that may reach Ray (through sweep)
@@ -148,3 +147,31 @@ def test_the_onnx_graph_is_built_without_torch():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+MAX_PARAMETERS = 7  # past this, a signature wants a small parameter object
+
+
+def parameter_count(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Parameters a caller passes: every kind, `self` and `cls` not counted."""
+    a = node.args
+    names = [p.arg for p in (*a.posonlyargs, *a.args)]
+    count = len(names) + len(a.kwonlyargs) + (a.vararg is not None) + (a.kwarg is not None)
+    return count - (1 if names and names[0] in ("self", "cls") else 0)
+
+
+def test_no_function_takes_more_than_seven_parameters():
+    long = [f"{module}.{node.name} ({parameter_count(node)})" for module, path in MODULES.items()
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and parameter_count(node) > MAX_PARAMETERS]
+    assert long == []
+
+
+def test_the_parameter_count_sees_every_kind_of_parameter():
+    (node,) = ast.parse("def f(self, a, /, b, *args, c, **kw): pass").body
+    assert parameter_count(node) == 5
+
+
+def test_imports_under_type_checking_are_left_out():
+    tree = ast.parse("import a\nif TYPE_CHECKING:\n    import b\n    from c import d\n")
+    assert [n.names[0].name for n in _runtime_imports(tree)] == ["a"]

@@ -108,7 +108,7 @@ def test_damaged_features_teacher_and_pretuned_entries_are_rebuilt_not_trusted(t
 
     tiny = dict(d_model=16, layers=1, heads=2, ffn=32, pretune=PretuneConfig(epochs=1))
     cfg = RunConfig(name="damage", dataset=DatasetConfig(kind="fsc", root=str(tiny_fsc(tmp_path / "fsc")), seconds=1.0),
-                    teacher=TeacherConfig(**tiny), student=StudentConfig(**tiny),
+                    teacher=TeacherConfig(pretrained=None, **tiny), student=StudentConfig(**tiny),
                     training=TrainingConfig(batch_size=4), quantization=QuantizationConfig(),
                     cache_dir=str(tmp_path / "cache"))
     cache, cpu, quiet = tmp_path / "cache", torch.device("cpu"), (lambda message: None)

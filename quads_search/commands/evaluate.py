@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--reference: only for an ONNX model")
     from quads_search.core.epochs import evaluate
     from quads_search.core.export import load_packed
-    from quads_search.core.run import pick_device
+    from quads_search.core.prepare import pick_device
 
     model, meta = load_packed(args.model)
     config, data = _dataset(args, meta)

@@ -167,10 +167,11 @@ class PretuneConfig:
 class TeacherConfig(ModelConfig):
     """The frozen teacher Ω; its width is reduced to the student's for L_1."""
 
-    d_model: int = 128
-    layers: int = 4
-    ffn: int = 512
-    pretune: PretuneConfig = field(default_factory=PretuneConfig)
+    pretrained: str | None = "whisper-tiny.en"  # shipped with quads-search
+    d_model: int = 160  # the explicit shape, where pretrained and preset are null
+    layers: int = 3
+    ffn: int = 640
+    pretune: PretuneConfig = field(default_factory=lambda: PretuneConfig(epochs=40, train="head", head_lr=1e-2))
     reduce: Literal["maxpool", "linear"] = "maxpool"  # maxpool falls back to linear where shapes don't fit
 
 
@@ -178,16 +179,16 @@ class TeacherConfig(ModelConfig):
 class StudentConfig(ModelConfig):
     """The student Φ that gets distilled and quantized."""
 
-    pretune: PretuneConfig = field(default_factory=PretuneConfig)
+    pretune: PretuneConfig = field(default_factory=lambda: PretuneConfig(lr=3e-3, head_lr=3e-3, warmup=1, kd=0.5))
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """The QUADS schedule and loss: L = γ·(α·L_1 + (1−α)·L_GT) + (1−γ)·(L_centroid + L_GT)."""
 
-    schedule: Union[SchedulePreset, CycleSchedule, list[StageConfig]] = "quads"
-    alpha: float = 0.5
-    gamma: float = 0.5
+    schedule: Union[SchedulePreset, CycleSchedule, list[StageConfig]] = CycleSchedule(cycles=2, distill=1, quantize=3)
+    alpha: float = 0.01
+    gamma: float = 0.99
     kd: float = 0.0  # share of L_GT taken by the teacher's soft labels: L_GT = (1 - kd)·CE + kd·T²·KL
     kd_temperature: float = 2.0
     loss: Literal["paper", "authors"] = "paper"
@@ -223,7 +224,7 @@ class QuantizationConfig:
     calibration: Literal["minmax", "mse"] = "mse"  # affine only
     affine_scale: Literal["calibrated", "learned"] = "calibrated"  # affine only; learned: LSQ
     kmeans_iters: int = 15
-    kmeans_update: Literal["mean", "gradient", "ste"] = "mean"  # kmeans only; see quant.kmeans
+    kmeans_update: Literal["mean", "gradient", "ste"] = "ste"  # kmeans only; see quant.kmeans
     recluster_every: int = 1  # kmeans_update ste only: re-assign labels every N optimizer steps
     clustering: Literal["once", "every_stage"] = "every_stage"  # when quantize/joint stages re-fit the grids
     activation_bits: int = 32  # activations stay float; used only for GBitOPs
@@ -296,7 +297,7 @@ class SearchConfig:
         default_factory=lambda: {"valid_accuracy": "max", "size_mb": "min"})
     constraints: dict[str, float] = field(default_factory=dict)  # metric -> upper bound
     sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
-    num_samples: int = 12
+    num_samples: int = 14
     max_concurrent: int = 2
     seed: int = 0
     cpus_per_trial: float = 1.0
@@ -304,7 +305,7 @@ class SearchConfig:
     max_retries: int = 1  # infrastructure failures (a worker dies), per Ray Tune's FailureConfig
     references: list[int] = field(default_factory=lambda: [32, 8, 4, 2])  # uniform-bit anchor trials, run first
     checkpoint_every_s: float = 60.0  # a stage-end checkpoint only after this long (0: after every stage)
-    warm_start: Literal["none", "sensitivity"] = "none"  # sensitivity: seeded bit allocations after the references
+    warm_start: Literal["none", "sensitivity"] = "sensitivity"  # sensitivity: seeded bit allocations after the references
     seeds: int = 4  # size budgets (seeded trials) of warm_start: sensitivity
     early_stop: EarlyStopConfig | None = None  # null: every trial runs to its end
     budget: BudgetConfig | None = None  # hard bounds checked before training: {size_mb, bits_avg, gmacs}, any subset

@@ -7,7 +7,8 @@
   losses         L_1, L_GT, soft labels and their combination per stage
   epochs         optimizers, one training pass, evaluation
   quantizer      a quantizer from the configuration (quant does the work)
-  run            one configuration end to end: prepare, stages, checkpoints, export
+  prepare        what trials share, built once: features, teacher targets, pre-tuned student, references
+  run            one configuration end to end: stages, checkpoints, export
   export         the packed safetensors file and back; packed_header reads its header torch-free
   profile        params, GMACs, GBitOPs and sizes; planned: a run's size, bits and GMACs before it trains
   sensitivity    Hutchinson curvature x quantization error per tensor and width (hutchinson: the trace)

@@ -26,9 +26,7 @@ from quads_search.config import (
 STAGE_DEFAULTS = {
     "pretune": dict(optimizer="adamw", lr=1e-3, head_lr=1e-3, momentum=0.9, cosine=True),
     "distill": dict(optimizer="adamw", lr=3e-4, head_lr=1e-3, momentum=0.9, cosine=True),
-    # SGD at 0.03: the default space's 1.95-bit allocation scored valid 52.4 / 57.3 / 55.9 / 56.9 % at
-    # lr 0.01 / 0.02 / 0.03 / 0.05 (2 x (distill 1, quantize 3)): 0.02-0.05 is one plateau within ~7 of
-    # 496 validation clips, 0.03 its middle; under `sequential` 0.1 fell to 54.2 % from 58.5 % at 0.03.
+    # SGD at 0.03: chosen on validation, docs/decisions.md (the trial: quantize learning rate)
     "quantize": dict(optimizer="sgd", lr=0.03, head_lr=0.03, momentum=0.9, cosine=True),
     "joint": dict(optimizer="adamw", lr=3e-4, head_lr=1e-3, momentum=0.9, cosine=True),
 }

@@ -24,7 +24,7 @@ from quads_search.config import QuantizationConfig, RunConfig
 from quads_search.core import pretune
 from quads_search.core.hutchinson import hessian_traces
 from quads_search.core.losses import cross_entropy
-from quads_search.core.run import Prepared
+from quads_search.core.prepare import Prepared
 from quads_search.data import FeatureSplit
 from quads_search.log import Log
 from quads_search.quant import VALID_BITS, calibrate, quantizable_weights
@@ -88,16 +88,16 @@ def quantization_error(weight: Tensor, bits: int, quantization: QuantizationConf
 
 
 def measure(model: nn.Module, train: FeatureSplit, quantization: QuantizationConfig, device: torch.device,
-            seed: int, probes: int = PROBES, batches: int = BATCHES,
-            batch_size: int = BATCH_SIZE) -> dict[str, TensorSensitivity]:
-    """Sensitivity of every quantizable weight of `model` on seeded batches of `train`.
+            seed: int) -> dict[str, TensorSensitivity]:
+    """Sensitivity of every quantizable weight of `model` on seeded batches of `train` (PROBES
+    Hutchinson probes over BATCHES batches of BATCH_SIZE).
 
     Attention runs on PyTorch's math kernel: the fused CPU kernel has no double backward.
     """
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(train), generator=generator)[: batches * batch_size]
-    chunks = list(order.split(batch_size))
+    order = torch.randperm(len(train), generator=generator)[: BATCHES * BATCH_SIZE]
+    chunks = list(order.split(BATCH_SIZE))
 
     def loss_of(index: Tensor) -> Tensor:
         logits, _ = model(train.features[index].to(device).float())
@@ -105,7 +105,7 @@ def measure(model: nn.Module, train: FeatureSplit, quantization: QuantizationCon
 
     weights = quantizable_weights(model)
     with sdpa_kernel(SDPBackend.MATH):
-        traces = hessian_traces(loss_of, chunks, weights, probes, generator)
+        traces = hessian_traces(loss_of, chunks, weights, PROBES, generator)
     return {name: TensorSensitivity(w.numel(), traces[name].trace, traces[name].sem,
                                     {b: quantization_error(w, b, quantization) for b in VALID_BITS})
             for name, w in weights.items()}

@@ -22,7 +22,7 @@ from quads_search.pareto.front import front  # noqa: E402
 from quads_search.pareto.report import (  # noqa: E402
     BIT_COLOURS,
     LOG_AXIS_PAD,
-    _reference_values,
+    reference_values,
     nice_ticks,
     uses_log_axis,
 )
@@ -36,7 +36,7 @@ def plot_png(trials: pd.DataFrame, bits: pd.DataFrame, references: dict[str, dic
     fig, axes = plt.subplots(1, len(costs) + 1, figsize=(6 * len(costs) + 7, 5),
                              gridspec_kw={"width_ratios": [1] * len(costs) + [1.2]})
     for ax, cost in zip(axes, costs):
-        _panel(ax, trials, cost, rank, _reference_values(references, rank))
+        _panel(ax, trials, cost, rank, reference_values(references, rank))
     _heatmap(axes[-1], bits)
     fig.suptitle(f"quads-search: {len(trials)} finished trials, chosen on {METRICS[rank].label}")
     fig.tight_layout()

@@ -12,6 +12,7 @@ import html
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,6 +20,9 @@ from quads_search.files import write_text
 from quads_search.metrics import METRICS
 from quads_search.pareto.front import front
 from quads_search.pareto.table import REFERENCE_ROLES
+
+if TYPE_CHECKING:
+    from quads_search.pareto.analysis import ParetoAnalysis
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 560, 380, 64, 16, 16, 48
 BIT_COLOURS = {1: "#b2182b", 2: "#ef8a62", 3: "#fddbc7", 4: "#f7f7f7", 5: "#d1e5f0", 6: "#d1e5f0", 7: "#67a9cf",
@@ -141,11 +145,12 @@ def _table(rows: pd.DataFrame, bits: pd.DataFrame) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def write_html(trials: pd.DataFrame, rows: pd.DataFrame, bits: pd.DataFrame, references: dict[str, dict],
-               objectives: list[tuple[str, str]], constant: list[str], rank: str, details: dict[str, dict],
-               path: Path) -> None:
-    """The report; `rows` is the front with ratios, `details` each trial's parameters and model card path."""
-    refs = _reference_values(references, rank)
+def write_html(analysis: ParetoAnalysis, bits: pd.DataFrame, details: dict[str, dict], path: Path) -> None:
+    """The report of `analysis` (its front with ratios and drops); `bits` the front's widths per tensor,
+    `details` each trial's parameters and model card path."""
+    trials, rows, references, rank = analysis.trials, analysis.best, analysis.references, analysis.rank
+    objectives, constant = analysis.objectives, analysis.constant
+    refs = reference_values(references, rank)
     panels = "".join(_svg_panel(trials, cost, rank, refs) for cost, mode in objectives if mode == "min")
     notes = "".join(f'<p class="constant">{html.escape(METRICS[m].label)} is the same for every finished trial '
                     f"({trials[m].iloc[0]:.4g}): not plotted.</p>" for m in constant)
@@ -156,7 +161,7 @@ def write_html(trials: pd.DataFrame, rows: pd.DataFrame, bits: pd.DataFrame, ref
     write_text(path, page)
 
 
-def _reference_values(references: dict[str, dict], rank: str) -> dict[str, float]:
+def reference_values(references: dict[str, dict], rank: str) -> dict[str, float]:
     """The references on the ranking metric's split, when every experiment agrees (one sweep, usually)."""
     suffix = "_valid_accuracy" if rank == "valid_accuracy" else "_accuracy"
     out = {}

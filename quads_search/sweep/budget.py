@@ -41,7 +41,7 @@ from quads_search.core.planned import planned_costs
 from quads_search.errors import UserError
 from quads_search.results import TRIALS_FILE
 from quads_search.sweep.search_checks import bit_widths
-from quads_search.sweep.space import REFERENCE_BITS_KEY, apply_params
+from quads_search.sweep.params import REFERENCE_BITS_KEY, apply_params
 
 BUDGET_FILE = "budget.json"  # beside trials.parquet: the budget and how many draws it rejected
 MAX_REDRAWS = 5000  # draws in a row over budget before a sweep gives up on the budget

@@ -30,7 +30,7 @@ from quads_search.sweep.progress import TrialRecorder, reconcile, summary
 from quads_search.sweep.scheduler import EarlyStopScheduler
 from quads_search.sweep.searcher import make_searcher
 from quads_search.sweep.seeding import warm_start_trials
-from quads_search.sweep.space import Enqueued, reference_trials
+from quads_search.sweep.references import Enqueued, reference_trials
 from quads_search.sweep.trainable import quads_trial
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -117,7 +117,7 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
                 dashboard_host: str, log) -> SweepOutcome:
     if not resume:
         write_text(experiment_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-    from quads_search.core.run import prepare
+    from quads_search.core.prepare import prepare
 
     log("preparing shared data and pre-tuned models (cached after the first run)")
     prepared = prepare(config.run_config(), log)
@@ -137,7 +137,7 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
         table = TrialTable(experiment_dir)
         recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log,
                                  stop_reasons=scheduler.reasons if scheduler else None)
-        tuner = _tuner(config, results_dir, experiment_dir, recorder, resume, seeded, scheduler, num_classes)
+        tuner = _tuner(config, experiment_dir, recorder, resume, seeded, scheduler, num_classes)
         grid, interrupted = _fit(tuner)
         reconcile(grid, table, config.name)
     finally:
@@ -230,13 +230,14 @@ def _locked(experiment_dir: Path) -> Iterator[None]:
         lock.release()
 
 
-def _tuner(config: SweepConfig, results_dir: Path, experiment_dir: Path, recorder, resume: bool,
-           seeded: list[Enqueued], scheduler: EarlyStopScheduler | None, num_classes: int) -> tune.Tuner:
+def _tuner(config: SweepConfig, experiment_dir: Path, recorder, resume: bool, seeded: list[Enqueued],
+           scheduler: EarlyStopScheduler | None, num_classes: int) -> tune.Tuner:
+    """A new Tune run into `experiment_dir` (`<results>/<name>`, Tune's layout), or the one there resumed."""
     fn = trainable(config, experiment_dir)
     if resume:
         return tune.Tuner.restore(str(experiment_dir), fn, resume_unfinished=True, resume_errored=False)
     run_config = tune.RunConfig(
-        name=config.name, storage_path=str(results_dir), callbacks=[recorder], verbose=0,
+        name=experiment_dir.name, storage_path=str(experiment_dir.parent), callbacks=[recorder], verbose=0,
         failure_config=tune.FailureConfig(max_failures=config.search.max_retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     searcher = make_searcher(config, experiment_dir, enqueue=reference_trials(config) + seeded, num_classes=num_classes)

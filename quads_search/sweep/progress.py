@@ -15,7 +15,7 @@ from typing import Callable
 from ray import tune
 
 from quads_search.results import KIND_KEY, TrialStatus, TrialTable, trial_row
-from quads_search.sweep.space import REFERENCE_BITS_KEY
+from quads_search.sweep.params import REFERENCE_BITS_KEY
 from quads_search.sweep.stopping import was_stopped
 
 

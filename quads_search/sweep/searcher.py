@@ -29,7 +29,9 @@ from quads_search.config import SweepConfig
 from quads_search.files import write_json
 from quads_search.results import KIND_KEY, OVER_BUDGET_KEY
 from quads_search.sweep.budget import BUDGET_FILE, BudgetCheck, BudgetExhausted, ask_within_budget
-from quads_search.sweep.space import REFERENCE_BITS_KEY, Enqueued, distributions, make_sampler
+from quads_search.sweep.params import REFERENCE_BITS_KEY, distributions
+from quads_search.sweep.references import Enqueued
+from quads_search.sweep.samplers import make_sampler
 from quads_search.sweep.stopping import was_stopped
 
 

@@ -16,14 +16,15 @@ from torch import nn
 
 from quads_search.config import SweepConfig
 from quads_search.core.allocation import Allocation, Option, exact, greedy, greedy_gap, spread_budgets
-from quads_search.core.run import Prepared
+from quads_search.core.prepare import Prepared
 from quads_search.core.sensitivity import Sensitivity, sensitivity
 from quads_search.log import Log
 from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes
 from quads_search.quant.size import MIB
 from quads_search.sweep.budget import BudgetCheck, is_over
 from quads_search.sweep.search_checks import bit_widths
-from quads_search.sweep.space import Enqueued, apply_params, space_values
+from quads_search.sweep.params import apply_params
+from quads_search.sweep.references import Enqueued, space_values
 
 SEEDED = "seeded"
 

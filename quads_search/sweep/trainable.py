@@ -28,10 +28,11 @@ from ray import tune
 from quads_search.config import RunConfig, run_config_from_dict
 from quads_search.core.epochs import is_training_fault
 from quads_search.core.planned import planned_size_mb
-from quads_search.core.run import Prepared, prepare, prepare_key, run_quads, timed
+from quads_search.core.prepare import Prepared, prepare, prepare_key
+from quads_search.core.run import run_quads, timed
 from quads_search.metrics import METRIC_NAMES
 from quads_search.results import TrialStatus, stored_model_path
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 from quads_search.sweep.stopping import PLANNED_SIZE_KEY
 
 # Metrics that go into the final report (scalars only; bits per tensor stay in the model file).

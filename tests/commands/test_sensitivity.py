@@ -6,7 +6,7 @@ import pytest
 
 from quads_search.core.planned import planned_size_mb
 from quads_search.core.sensitivity import sensitivity
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 from tests.conftest import SPACE
 from tests.runner import run_cli
 

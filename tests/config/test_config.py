@@ -108,3 +108,29 @@ def test_a_config_error_survives_pickling_across_processes():
 
     error = pickle.loads(pickle.dumps(ConfigError("space.yaml", ["a: bad", "b: worse"])))
     assert (error.source, error.problems, str(error)) == ("space.yaml", ["a: bad", "b: worse"], "space.yaml: a: bad; b: worse")
+
+
+def _defaults_of(cls) -> dict:
+    """Every field of a config dataclass at its default, sections built from their own defaults."""
+    import dataclasses
+    import typing
+
+    hints, out = typing.get_type_hints(cls), {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+        elif dataclasses.is_dataclass(hints[f.name]):
+            out[f.name] = hints[f.name](**_defaults_of(hints[f.name]))
+    return out
+
+
+def test_the_schema_defaults_are_the_shipped_space_so_a_key_left_out_means_the_shipped_value():
+    from quads_search.config import RunConfig, SearchConfig, to_dict
+
+    shipped = load_sweep(SPACE)
+    defaults = {**to_dict(RunConfig(name=shipped.name, **_defaults_of(RunConfig))),
+                "search": to_dict(SearchConfig())}
+    loaded = to_dict(shipped)
+    assert {k: loaded[k] for k in defaults} == defaults

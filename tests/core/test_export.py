@@ -41,7 +41,7 @@ def test_a_model_file_cut_short_is_never_left_in_place(tmp_path, monkeypatch):
 
 
 def test_an_export_cut_short_leaves_no_card_without_its_model(tmp_path, monkeypatch):
-    from quads_search.commands.pareto import export
+    from quads_search.pareto.analysis import export_models as export
 
     row = pd.DataFrame([{"trial_id": "t1", "experiment": "e", "kind": "searched",
                          "model_path": str(packed_model(tmp_path / "model.safetensors"))}])

@@ -63,7 +63,7 @@ def test_kd_shares_l_gt_between_labels_and_the_teachers_soft_labels(kd):
 def test_cycles_and_explicit_stages_resolve_with_defaults():
     stages = resolve_schedule(TrainingConfig(schedule=CycleSchedule(cycles=3, distill=1, quantize=2, joint=1)))
     assert [s.stage for s in stages] == ["distill", "joint", "quantize"] * 3
-    custom = resolve_schedule(TrainingConfig(schedule=[StageConfig("quantize", 0, lr=0.5)]))
+    custom = resolve_schedule(TrainingConfig(schedule=[StageConfig("quantize", 0, lr=0.5)], alpha=0.5, gamma=0.5))
     assert custom[0].lr == 0.5 and custom[0].optimizer == "sgd"
     assert custom[0].loss == LossWeights(l1=0.25, ce=0.75, centroid=0.5)  # α = γ = 0.5: γα, γ(1−α) + 1−γ, 1−γ
 

@@ -14,7 +14,8 @@ from quads_search.core.sensitivity import Sensitivity, TensorSensitivity, quanti
 from quads_search.quant import VALID_BITS, quantizable_weights, resolve_bits, size_report
 from quads_search.quant.size import MIB
 from quads_search.sweep.seeding import bit_groups, fixed_bytes, group_options
-from quads_search.sweep.space import apply_params, load_sweep
+from quads_search.sweep.params import apply_params
+from quads_search.sweep.space import load_sweep
 from tests.conftest import SPACE
 
 

@@ -9,9 +9,10 @@ import torch
 
 from quads_search import load_packed
 from quads_search.core.epochs import steps_per_epoch
-from quads_search.core.run import QuadsRun, prepare, run_quads
+from quads_search.core.prepare import prepare
+from quads_search.core.run import QuadsRun, run_quads
 from quads_search.core.schedule import SCHEDULE_PRESETS
-from quads_search.sweep.space import apply_params
+from quads_search.sweep.params import apply_params
 
 pytestmark = pytest.mark.slow
 

@@ -156,7 +156,7 @@ def test_pareto_exports_the_front_as_onnx_that_agrees_with_the_packed_models(tmp
 @pytest.mark.slow
 def test_a_trained_mixed_bit_smoke_model_evaluates_the_same_under_onnx_runtime(smoke_config, prepared, tmp_path):
     from quads_search.core.run import run_quads
-    from quads_search.sweep.space import apply_params
+    from quads_search.sweep.params import apply_params
 
     config = apply_params(smoke_config.run_config(), {f"bits.{k}": v for k, v in MIXED.items()})
     metrics = run_quads(config, tmp_path / "run", log=lambda m: None, prepared=prepared)

@@ -31,7 +31,10 @@ from quads_search.sweep.budget import (
 )
 from quads_search.sweep.searcher import make_searcher
 from quads_search.sweep.seeding import capped_budgets
-from quads_search.sweep.space import apply_params, distributions, load_sweep, make_sampler, reference_trials
+from quads_search.sweep.params import apply_params, distributions
+from quads_search.sweep.references import reference_trials
+from quads_search.sweep.samplers import make_sampler
+from quads_search.sweep.space import load_sweep
 from tests.conftest import SPACE
 from tests.runner import run_cli
 from tests.sweep.common import study_trials

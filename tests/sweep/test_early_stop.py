@@ -19,7 +19,8 @@ from quads_search.results import KIND_KEY, TrialTable
 from quads_search.sweep.progress import TrialRecorder
 from quads_search.sweep.scheduler import EarlyStopScheduler
 from quads_search.sweep.searcher import QuadsOptunaSearch
-from quads_search.sweep.space import apply_params, load_sweep
+from quads_search.sweep.params import apply_params
+from quads_search.sweep.space import load_sweep
 from quads_search.sweep.stopping import StageScore, dominating_witness, was_stopped
 from tests.conftest import SPACE
 

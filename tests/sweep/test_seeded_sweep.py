@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from quads_search.data.datasets import synthetic_dir_name
-from quads_search.pareto.front import finished, load_trials
+from quads_search.pareto.front import finished
+from quads_search.results import load_trials
 from quads_search.sweep.seeding import make_plan
 from tests.conftest import SPACE
 from tests.runner import run_cli
