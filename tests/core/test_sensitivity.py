@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from quads_search.config.units import frames_for
 from quads_search.core.allocation import Option, exact, frontier, greedy, greedy_gap, spread_budgets
 from quads_search.core.hutchinson import hessian_traces
 from quads_search.core.models import SLUModel, encoder_arch
@@ -98,7 +99,7 @@ def test_quantization_error_is_zero_at_32_bits_and_where_the_grid_holds_every_va
 
 # -- groups and sizes ----------------------------------------------------------------------------
 def meta_student(config, classes=31):
-    arch = encoder_arch(config.student, round(config.dataset.seconds * 100))
+    arch = encoder_arch(config.student, frames_for(config.dataset.seconds))
     with torch.device("meta"):
         return SLUModel(arch, classes)
 

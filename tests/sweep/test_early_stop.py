@@ -8,6 +8,7 @@ import pytest
 import torch
 from ray.tune.schedulers import TrialScheduler
 
+from quads_search.config.units import frames_for
 from quads_search.config.schema import EarlyStopConfig
 from quads_search.core.models import build_model
 from quads_search.core.planned import planned_size_mb
@@ -119,7 +120,7 @@ def test_a_stopped_trial_is_recorded_as_stopped_with_its_reason_and_never_on_the
 def test_the_planned_size_equals_size_report_of_the_quantizer_a_run_builds(smoke_config, params):
     config = apply_params(smoke_config.run_config(), params)
     torch.manual_seed(0)
-    model = build_model(config.student, 31, round(config.dataset.seconds * 100))
+    model = build_model(config.student, 31, frames_for(config.dataset.seconds))
     quantizer = make_quantizer(model, config.quantization)
     assert planned_size_mb(config, 31) == size_report(model, quantizer.bits, quantizer.method)["size_mb"]
 
