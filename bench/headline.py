@@ -5,6 +5,7 @@ Run from the repository root:
     python -m bench.headline --cache-dir DIR --results-dir DIR [--seeds 0 1 2]
                              [--holdouts speakers accents] [--out JSON]   (CPU: ~17 min per sweep)
     python -m bench.headline --results-dir DIR --reanalyse [--out JSON]
+    python -m bench.headline ... --previous OLD.json   (sweeps of an earlier machine, kept as picked)
 
 Each (holdout, seed) runs the real main job, `quads-search run search_spaces/mixed_precision.yaml`
 with `training.seed` and `dataset.holdout` set (the seed re-pre-tunes teacher head and student),
@@ -15,7 +16,8 @@ into `<results-dir>/<holdout>-s<seed>/`. From each sweep it takes, choosing on v
     trials at that size or less (ties: the smaller).
 Then, per holdout: median, range and Student's t interval over seeds of each accuracy, and of the
 relative drops (teacher - model) / teacher and (fp32 trial - model) / fp32 trial, on valid and
-test. Test numbers are read after the choice, which used validation alone.
+test. Test numbers are read after the choice, which used validation alone. `--previous` adds the picked
+runs of an earlier `--out` for the (holdout, seed) pairs whose sweeps are not under --results-dir.
 """
 from __future__ import annotations
 
@@ -73,6 +75,12 @@ def pick(experiment: Path) -> dict:
     return out
 
 
+def previous_runs(path: Path) -> dict[tuple[str, int], dict]:
+    """The picked runs of an earlier `--out` JSON, keyed as `main` keys its own."""
+    runs = json.loads(path.read_text())["runs"]
+    return {(name.rsplit("-s", 1)[0], int(name.rsplit("-s", 1)[1])): run for name, run in runs.items()}
+
+
 def summarise(picked: dict[tuple[str, int], dict]) -> dict:
     """Per holdout: every accuracy and drop over seeds (median, range, t interval)."""
     out = {}
@@ -116,11 +124,12 @@ def main() -> None:
     parser.add_argument("--holdouts", nargs="+", default=["speakers", "accents"],
                         choices=["speakers", "accents", "phrasings"])
     parser.add_argument("--reanalyse", action="store_true", help="read finished sweeps only, run nothing")
+    parser.add_argument("--previous", type=Path, help="an earlier --out: its runs fill the pairs not on disk")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not args.reanalyse and not args.cache_dir:
         parser.error("--cache-dir is required unless --reanalyse")
-    picked = {}
+    picked = previous_runs(args.previous) if args.previous else {}
     for seed in args.seeds:  # seed by seed, so that a cut-short run still has both splits
         for holdout in args.holdouts:
             if not args.reanalyse:
@@ -128,6 +137,7 @@ def main() -> None:
             experiment = sweep_dir(args.results_dir, holdout, seed) / "mixed_precision"
             if (experiment / TRIALS_FILE).is_file():
                 picked[holdout, seed] = pick(experiment)
+    picked = {key: picked[key] for key in picked if key[1] in args.seeds and key[0] in args.holdouts}
     summary = summarise(picked)
     print(table(summary))
     if args.out:

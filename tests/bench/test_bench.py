@@ -121,3 +121,14 @@ def test_headline_picks_the_best_valid_model_at_two_bits_and_states_drops_agains
     assert summary["low_bit"]["test"]["median"] == pytest.approx(0.74)
     assert summary["low_bit"]["test"]["range"] == pytest.approx([0.72, 0.76])
     assert summary["low_bit"]["drop_vs_teacher_test"]["median"] == pytest.approx((0.8 - 0.74) / 0.8)
+
+
+def test_headline_previous_runs_read_back_the_keys_it_wrote(tmp_path):
+    import json
+
+    from bench.headline import pick, previous_runs
+
+    run = pick(_sweep(tmp_path, "accents-s2", (0.9, 0.8), (0.85, 0.8), (0.81, 0.7), (0.95, 0.9)))
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"runs": {"accents-s2": run, "speakers-s10": run}, "summary": {}}))
+    assert previous_runs(old) == {("accents", 2): run, ("speakers", 10): run}
