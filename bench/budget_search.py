@@ -46,13 +46,14 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from bench.common import mean_std, paired_t, quiet, run_in_processes, space_config, t_interval, to_stderr
+from bench.common import mean_std, paired_t, run_in_processes, space_config, t_interval
 from quads_search.config import SweepConfig
 from quads_search.config.schema import BudgetConfig
 from quads_search.core.allocation import exact
 from quads_search.core.epochs import is_training_fault
 from quads_search.core.prepare import Prepared, prepare
 from quads_search.core.run import run_quads
+from quads_search.log import show_progress
 from quads_search.pareto.front import hypervolume_2d
 from quads_search.quant.bits import VALID_BITS
 from quads_search.quant.size import MIB
@@ -91,7 +92,7 @@ class Study:
 
 def _prepared(config: SweepConfig) -> Prepared:
     if "p" not in _PREPARED:
-        _PREPARED["p"] = prepare(config.run_config(), log=quiet)
+        _PREPARED["p"] = prepare(config.run_config())
     return _PREPARED["p"]
 
 
@@ -106,7 +107,7 @@ def train(config: SweepConfig, params: dict) -> dict:
     run_config = apply_params(config.run_config(), params)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            metrics = run_quads(run_config, Path(tmp), log=quiet, prepared=_prepared(config))
+            metrics = run_quads(run_config, Path(tmp), prepared=_prepared(config))
         except Exception as exc:  # classified as the sweep classifies it; a bug is raised
             if not is_training_fault(exc):
                 raise
@@ -185,7 +186,7 @@ def make_budgets(config: SweepConfig, prepared: Prepared, bits: list[float], see
     for b in bits:
         size = budget_size(config, b, classes)
         uniform = max(w for w in VALID_BITS if w <= 8 and uniform_size(config, w, classes) <= size)
-        plan = make_plan(config, prepared, seeds, log=quiet, max_bytes=int(size * MIB))
+        plan = make_plan(config, prepared, seeds, max_bytes=int(size * MIB))
         knapsack = exact(plan.options, int(size * MIB) - plan.fixed)
         if knapsack is None:
             raise SystemExit(f"no allocation of the space fits {b} bits ({size:.4f} MiB)")
@@ -290,7 +291,7 @@ def markdown(result: dict) -> str:
 # -- measuring -------------------------------------------------------------------------------------
 def measure(args: argparse.Namespace, config: SweepConfig) -> tuple[dict, list[dict], list[Budget], float]:
     start = time.perf_counter()
-    prepared = prepare(config.run_config(), log=to_stderr)  # caches before the workers
+    prepared = prepare(config.run_config())  # caches before the workers
     budgets = make_budgets(config, prepared, args.bits, args.seeded)
     methods = [m for m in METHODS if m != "gp" or hasattr(optuna.samplers, "GPSampler")]
     fixed = {key(p): p for budget in budgets
@@ -323,6 +324,7 @@ def main() -> None:
     parser.add_argument("--wallclock", type=Path, metavar="JSON", help="also: the log-size hypervolume of a "
                                                                        "bench.search_wallclock output")
     args = parser.parse_args()
+    show_progress("stderr")
     if args.reanalyse:
         earlier = json.loads(args.reanalyse.read_text())
         settings, studies, budgets, reference_mb = (earlier["settings"], earlier["studies"], earlier["budgets"],

@@ -37,7 +37,7 @@ def seconds_per_epoch(cache_dir: str, shape: str) -> float:
     shape pays both alike); it is its own cache entry, as the epoch count is part of the key."""
     cfg = space_config("mixed_precision", cache_dir, False, shape_overrides(shape, 1)).run_config()
     start = time.perf_counter()
-    prepare(cfg, log=lambda m: None)
+    prepare(cfg)
     return time.perf_counter() - start
 
 
@@ -49,15 +49,15 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--show-test", action="store_true")
     args = parser.parse_args()
-    prepare(space_config("mixed_precision", args.cache_dir, False, shape_overrides(DEFAULT_SHAPE, 1)).run_config(),
-            log=lambda m: None)  # corpus, features and teacher first, so the timings below are the student's
+    # corpus, features and teacher first, so the timings below are the student's
+    prepare(space_config("mixed_precision", args.cache_dir, False, shape_overrides(DEFAULT_SHAPE, 1)).run_config())
     timing = {shape: seconds_per_epoch(args.cache_dir, shape) for shape in args.shapes}
     budget = BUDGET_EPOCHS * timing[DEFAULT_SHAPE] if DEFAULT_SHAPE in timing else None
     rows = []
     for shape in args.shapes:
         epochs = max(1, math.floor(budget / timing[shape])) if budget else BUDGET_EPOCHS
         cfg = space_config("mixed_precision", args.cache_dir, False, shape_overrides(shape, epochs)).run_config()
-        prepared = prepare(cfg, log=lambda m: None)
+        prepared = prepare(cfg)
         refs = prepared.references
         row = {"shape": shape, "epochs": epochs, "seconds_per_epoch": timing[shape], "gmacs": refs["student_fp32_gmacs"],
                "params_m": refs["student_fp32_params_m"], "valid": refs["student_fp32_valid_accuracy"],

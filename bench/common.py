@@ -1,4 +1,4 @@
-"""What the benches share: quiet logging, per-seed statistics, and a process pool that loses nothing."""
+"""What the benches share: shipped spaces, per-seed statistics, and a process pool that loses nothing."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -21,14 +21,6 @@ SPACES = Path(__file__).parents[1] / "search_spaces"
 def space_config(name: str, cache_dir: str, smoke: bool, overrides: tuple[str, ...] = ()) -> SweepConfig:
     """A shipped space (`search_spaces/<name>.yaml`) with the bench's cache directory."""
     return load_sweep(SPACES / f"{name}.yaml", [f"cache_dir={cache_dir}", *overrides], smoke=smoke)
-
-
-def quiet(message: str) -> None:
-    pass
-
-
-def to_stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def mean_std(values: list[float]) -> dict:

@@ -69,11 +69,11 @@ def run_one(lever: str, seed: int, cache_dir: str, holdout: str) -> dict:
     overrides = (f"dataset.holdout={holdout}", *LEVERS[lever], *LOW_BIT, f"training.seed={seed}")
     cfg = space_config("mixed_precision", cache_dir, smoke=False, overrides=overrides).run_config()
     start = time.perf_counter()
-    prepared = prepare(cfg, log=lambda m: None)
+    prepared = prepare(cfg)
     prepare_s = time.perf_counter() - start
     data, classes = prepared.data, len(prepared.data.intents)
     pretuned_train = evaluate(prepared.student, data.train, cfg.training.eval_batch_size, prepared.device, classes)
-    run = QuadsRun(cfg, prepared, log=lambda m: None)
+    run = QuadsRun(cfg, prepared)
     start = time.perf_counter()
     run.run_stages()
     with tempfile.TemporaryDirectory() as out:

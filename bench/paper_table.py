@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ from quads_search.config import SweepConfig
 from quads_search.core.allocation import exact
 from quads_search.core.prepare import Prepared, prepare
 from quads_search.core.run import QuadsRun
+from quads_search.log import show_progress
 from quads_search.metrics import relative_drop
 from quads_search.sweep.seeding import bit_groups, group_options
 from quads_search.core.sensitivity import sensitivity
@@ -66,7 +68,7 @@ def schedules(smoke: bool) -> dict[str, list[dict]]:
 
 def mixed_allocations(config: SweepConfig, prepared: Prepared) -> dict[str, dict[str, int]]:
     """The least-sensitive allocation (bits.* parameters) within the bytes of each uniform width in MIXED_AT."""
-    sens = sensitivity(config.run_config(), prepared, log=lambda m: None)
+    sens = sensitivity(config.run_config(), prepared)
     method = config.quantization.method
     groups, fixed_bits = bit_groups(config, prepared.student)
     options = group_options(groups, sens, method)
@@ -90,7 +92,7 @@ def row_params(name: str, mixed: dict[str, dict[str, int]]) -> dict:
 def train_row(config: SweepConfig, prepared: Prepared, params: dict) -> dict:
     """One row: the pre-tuned student through the schedule, measured and exported to a scratch folder."""
     start = time.perf_counter()
-    run = QuadsRun(apply_params(config.run_config(), params), prepared, log=lambda m: None)
+    run = QuadsRun(apply_params(config.run_config(), params), prepared)
     run.run_stages()
     with tempfile.TemporaryDirectory() as out:
         metrics = run.finish(Path(out))
@@ -149,7 +151,9 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     start = time.perf_counter()
     config = build_config(args.cache_dir, args.smoke, args.max_train_clips)
-    prepared = prepare(config.run_config(), log=lambda m: print(m, file=sys.stderr))
+    show_progress("stderr")
+    prepared = prepare(config.run_config())
+    logging.getLogger("quads_search").setLevel(logging.WARNING)  # the rows report themselves below
     mixed = mixed_allocations(config, prepared)
     names = [str(b) for b in UNIFORM] + list(mixed)
     names = [n for n in names if n in SMOKE_ROWS] if args.smoke else names

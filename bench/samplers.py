@@ -27,10 +27,11 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from bench.common import mean_std, quiet, run_in_processes, space_config, to_stderr
+from bench.common import mean_std, run_in_processes, space_config
 from quads_search.config import SweepConfig
 from quads_search.core.prepare import prepare
 from quads_search.core.run import run_quads
+from quads_search.log import show_progress
 from quads_search.pareto.front import hypervolume_2d, reference_point, to_costs
 from quads_search.sweep.params import apply_params, distributions
 from quads_search.sweep.samplers import make_sampler
@@ -49,7 +50,7 @@ def run_study(config: SweepConfig, sampler: str, seed: int, trials: int) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(trials):
             trial = study.ask(space)
-            metrics = run_quads(apply_params(base, trial.params), Path(tmp) / str(index), log=quiet)
+            metrics = run_quads(apply_params(base, trial.params), Path(tmp) / str(index))
             study.tell(trial, [metrics[name] for name in objectives])
             rows.append({name: metrics[name] for name in objectives})
     return {"sampler": sampler, "seed": seed, "trials": rows}
@@ -110,7 +111,7 @@ def measure(args: argparse.Namespace, config: SweepConfig) -> tuple[dict, list[d
     """Run every (sampler, seed) study; the settings and the studies."""
     trials = args.trials or (8 if args.quick else 24)
     start = time.perf_counter()
-    prepare(config.run_config(), log=to_stderr)  # caches before the workers
+    prepare(config.run_config())  # caches before the workers
     calls = [(run_study, (config, sampler, seed, trials)) for seed in range(args.seeds) for sampler in SAMPLERS]
     studies = run_in_processes(calls, args.workers, "studies")
     settings = {"trials": trials, "seeds": args.seeds, "workers": args.workers,
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--reanalyse", type=Path, metavar="JSON",
                         help="run nothing: redo the analysis of the studies in an earlier output of this bench")
     args = parser.parse_args()
+    show_progress("stderr")
     config = space_config("mixed_precision", args.cache_dir, smoke=True)
     objectives = list(config.search.objectives.items())
     if len(objectives) != 2:

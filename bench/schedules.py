@@ -27,13 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import mean_std, t_interval, quiet, run_in_processes, space_config, to_stderr
+from bench.common import mean_std, t_interval, run_in_processes, space_config
 from quads_search.config import RunConfig
 from quads_search.core.epochs import evaluate
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.prepare import prepare
 from quads_search.core.run import QuadsRun
 from quads_search.core.schedule import SCHEDULE_PRESETS
+from quads_search.log import show_progress
 from quads_search.sweep.params import apply_params
 
 SCHEDULES = ("quads", "joint", "sequential", "ptq")
@@ -69,7 +70,7 @@ def condition_config(base: RunConfig, condition: Condition) -> RunConfig:
 
 def trained(base: RunConfig, condition: Condition) -> QuadsRun:
     """`condition`'s schedule run to its end from the shared pre-tuned models (nothing exported yet)."""
-    run = QuadsRun(condition_config(base, condition), prepare(base, log=quiet), quiet)
+    run = QuadsRun(condition_config(base, condition), prepare(base))
     run.run_stages()
     return run
 
@@ -105,7 +106,7 @@ def run_distill_then_ptq(base: RunConfig, seed: int, bits: tuple[int, ...]) -> l
 
 def references(base: RunConfig) -> dict:
     """Test and valid accuracy of the fp32 pre-tuned teacher and student every condition starts from."""
-    prepared = prepare(base, log=to_stderr)
+    prepared = prepare(base)
     data, refs = prepared.data, prepared.references
     out = {"clips": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)}}
     for name, role in (("teacher_fp32", "teacher"), ("student_fp32", "student_fp32")):
@@ -231,6 +232,7 @@ def main() -> None:
     parser.add_argument("--reanalyse", type=Path, metavar="JSON",
                         help="train nothing: redo the analysis of the runs in an earlier output of this bench")
     args = parser.parse_args()
+    show_progress("stderr")
     if args.reanalyse:
         earlier = json.loads(args.reanalyse.read_text())
         settings, runs = earlier["settings"], earlier["runs"]

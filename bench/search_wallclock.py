@@ -41,7 +41,7 @@ import optuna
 import pandas as pd
 import torch
 
-from bench.common import mean_std, quiet, run_in_processes, space_config, to_stderr
+from bench.common import mean_std, run_in_processes, space_config
 from quads_search.config import SweepConfig
 from quads_search.config.schema import EarlyStopConfig
 from quads_search.core.epochs import evaluate, is_training_fault
@@ -50,6 +50,7 @@ from quads_search.core.prepare import Prepared, prepare
 from quads_search.core.run import QuadsRun
 from quads_search.core.schedule import resolve_schedule
 from quads_search.core.sensitivity import measure, quantized
+from quads_search.log import show_progress
 from quads_search.pareto.front import hypervolume_2d
 from quads_search.results import TrialStatus
 from quads_search.sweep.seeding import Plan, make_plan, seeded_trials
@@ -83,7 +84,7 @@ def run_study(config: SweepConfig, study_spec: Study) -> dict:
     study = optuna.create_study(sampler=make_sampler(search), directions=["maximize", "minimize"])
     for item in [*reference_trials(config), *study_spec.seeded]:
         study.enqueue_trial(item.params, user_attrs=item.attrs)
-    prepared = prepare(config.run_config(), log=quiet)
+    prepared = prepare(config.run_config())
     space, scores, rows = distributions(config.space), [], []
     start, cpu = time.perf_counter() - study_spec.start_s, time.process_time() - study_spec.start_cpu_s
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +123,7 @@ def run_trial(config: SweepConfig, prepared: Prepared, number: int, kind: str, p
     row = {"number": number, "kind": kind, "valid_accuracy": None, "size_mb": None, "planned_size_mb": planned,
            "stage_valid": []}
     try:
-        run = QuadsRun(run_config, prepared, quiet)
+        run = QuadsRun(run_config, prepared)
         for index in range(len(run.stages)):
             row["stage_valid"].append(run.run_stage(index)["valid_accuracy"])
             if rule is not None and index + 1 == rule.after_stage:
@@ -142,7 +143,7 @@ def run_trial(config: SweepConfig, prepared: Prepared, number: int, kind: str, p
 def measure_reference(config: SweepConfig, item: Enqueued) -> dict:
     """A reference trial run once: its row (with its stage scores) and its wall-clock and CPU seconds,
     which every study replays."""
-    prepared = prepare(config.run_config(), log=quiet)
+    prepared = prepare(config.run_config())
     start, cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         row = run_trial(config, prepared, 0, "reference", trial_params(item.params, item.attrs), None, [], Path(tmp))
@@ -293,8 +294,8 @@ def sensitivity_seconds(config: SweepConfig, prepared: Prepared) -> tuple[float,
 def measure_all(args: argparse.Namespace, config: SweepConfig) -> tuple[dict, list[dict], dict]:
     """Every (search, seed) study; the settings, the studies and the sensitivity-vs-damage check."""
     start = time.perf_counter()
-    prepared = prepare(config.run_config(), log=to_stderr)  # caches before the workers
-    plan = make_plan(config, prepared, args.budgets, log=to_stderr)
+    prepared = prepare(config.run_config())  # caches before the workers
+    plan = make_plan(config, prepared, args.budgets)
     seeded, (seconds, cpu) = tuple(seeded_trials(config, plan)), sensitivity_seconds(config, prepared)
     rule = early_stop_rule(args, config)
     trials = args.trials or config.search.num_samples
@@ -332,6 +333,7 @@ def main() -> None:
     parser.add_argument("--reanalyse", type=Path, metavar="JSON",
                         help="run nothing: redo the analysis of the studies in an earlier output of this bench")
     args = parser.parse_args()
+    show_progress("stderr")
     if args.reanalyse:
         earlier = json.loads(args.reanalyse.read_text())
         settings, studies, check = earlier["settings"], earlier["studies"], earlier["sensitivity_check"]

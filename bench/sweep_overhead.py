@@ -30,7 +30,7 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from bench.common import quiet, space_config  # noqa: E402
+from bench.common import space_config  # noqa: E402
 from quads_search.core.prepare import prepare
 from quads_search.core.run import run_quads  # noqa: E402
 from quads_search.sweep.driver import run_sweep  # noqa: E402
@@ -44,13 +44,13 @@ def sampled_params(config, count: int) -> list[dict]:
 
 def in_process(config, params: list[dict], out: Path) -> float:
     """The trials one after another here, with the threads a Ray trial gets (`cpus_per_trial`)."""
-    prepared = prepare(config.run_config(), log=quiet)
+    prepared = prepare(config.run_config())
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(config.search.cpus_per_trial)))  # a float in the config (e.g. 0.5)
     try:
         start = time.perf_counter()
         for i, p in enumerate(params):
-            run_quads(apply_params(config.run_config(), p), out / str(i), log=quiet, prepared=prepared)
+            run_quads(apply_params(config.run_config(), p), out / str(i), prepared=prepared)
         return time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
@@ -60,7 +60,7 @@ def with_ray(config, count: int, concurrent: int, out: Path) -> tuple[float, pd.
     search = dataclasses.replace(config.search, sampler="random", num_samples=count, max_concurrent=concurrent,
                                  references=[], warm_start="none")  # exactly the sampled trials, nothing enqueued
     start = time.perf_counter()
-    outcome = run_sweep(dataclasses.replace(config, search=search), out, log=quiet)
+    outcome = run_sweep(dataclasses.replace(config, search=search), out)
     return time.perf_counter() - start, pd.read_parquet(outcome.experiment_dir / "trials.parquet")
 
 
@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = space_config("mixed_precision", args.cache_dir, smoke=args.smoke)
-    prepare(config.run_config(), log=quiet)  # caches first: not part of any timing
+    prepare(config.run_config())  # caches first: not part of any timing
     params = sampled_params(config, args.trials)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from bench.common import quiet, space_config
+from bench.common import space_config
 from quads_search.cache import cache_root
 from quads_search.core.epochs import Feed, OptimSpec, make_optimizer, steps_per_epoch, train_epoch
 from quads_search.core.losses import cross_entropy, l1_distill
@@ -53,9 +53,8 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="the default (not --smoke) corpus, teacher, student")
     args = parser.parse_args()
     config = space_config("mixed_precision", args.cache_dir, smoke=not args.default).run_config()
-    prepared = prepare(config, log=quiet)
-    teacher = pretuned_teacher(config, prepared.data, cache_root(config.cache_dir), torch.device("cpu"),
-                               log=quiet).model
+    prepared = prepare(config)
+    teacher = pretuned_teacher(config, prepared.data, cache_root(config.cache_dir), torch.device("cpu")).model
     teacher.eval()
     reducer = WidthReducer(prepared.teacher_z.shape[1], prepared.student.width, config.teacher.reduce)
     times = {"cached": [], "live": []}

@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from quads_search.errors import UserError
+from quads_search.log import show_progress
 
 # subcommand -> (module that defines `add_parser(subparsers, summary)`, summary); each sets `func` on its
 # parser. Only the chosen subcommand's module is imported: the others would load torch, Ray and
@@ -55,6 +56,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    show_progress()  # the library's progress lines, on stdout as the commands always printed them
     try:
         return args.func(args) or 0
     except UserError as exc:  # --debug adds the traceback; the exit code stays the user error's

@@ -7,6 +7,7 @@ which each worker then reads from its own copy, since some tests write into it. 
 runs under the unpickle guard (tests/guard): tests/test_safety.py reads what it recorded.
 
 Commands run through tests/runner.py's `run_cli`."""
+import logging
 import os
 import shutil
 import subprocess
@@ -70,6 +71,18 @@ def shared_dir(tmp_path_factory, name: str) -> Path:
     return path
 
 
+@pytest.fixture
+def quads_logger() -> logging.Logger:
+    """The `quads_search` logger, put back as it was after the test: `show_progress` and `to_file`
+    change its handlers, level and propagation for the whole process."""
+    logger = logging.getLogger("quads_search")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    yield logger
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 @pytest.fixture(scope="session")
 def smoke_cache(tmp_path_factory) -> Path:
     """The session's cache; QUADS_SEARCH_TEST_CACHE=DIR keeps one across sessions (entries are keyed and
@@ -94,7 +107,7 @@ def prepared(smoke_config):
     """Corpus, features, pre-tuned teacher and student for the smoke config (cached)."""
     from quads_search.core.prepare import prepare
 
-    return prepare(smoke_config.run_config(), log=lambda m: None)
+    return prepare(smoke_config.run_config())
 
 
 @pytest.fixture(scope="session")

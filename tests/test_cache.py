@@ -111,12 +111,12 @@ def test_damaged_features_teacher_and_pretuned_entries_are_rebuilt_not_trusted(t
                     teacher=TeacherConfig(pretrained=None, **tiny), student=StudentConfig(**tiny),
                     training=TrainingConfig(batch_size=4), quantization=QuantizationConfig(),
                     cache_dir=str(tmp_path / "cache"))
-    cache, cpu, quiet = tmp_path / "cache", torch.device("cpu"), (lambda message: None)
+    cache, cpu = tmp_path / "cache", torch.device("cpu")
 
     def load_all():
         data = load_features(cfg.dataset, cache, progress=False)
-        student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, cpu), quiet)
-        z, record = teacher_embeddings(cfg, data, cache, cpu, quiet)
+        student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, cpu))
+        z, record = teacher_embeddings(cfg, data, cache, cpu)
         return data, student, z, record
 
     data, student, z, record = load_all()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from quads_search.errors import ConfigError
+from quads_search.log import show_progress
 from quads_search.sweep.search_checks import allocation_problems
 from quads_search.sweep.space import load_sweep
 
@@ -36,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
     problems = allocation_problems(config)
     if problems:
         raise ConfigError(str(args.space), problems)
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    prepared = prepare(config.run_config(), log)
-    plan = make_plan(config, prepared, config.search.seeds, log)
+    if args.json:  # stdout holds the JSON only
+        show_progress("stderr")
+    prepared = prepare(config.run_config())
+    plan = make_plan(config, prepared, config.search.seeds)
     plot_path = plan.sensitivity.directory.with_name(f"{plan.sensitivity.directory.name}-{config.name}.png")
     report = summary(plan)
     plot(plan, plot_path)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from quads_search.log import show_progress
 from quads_search.metrics import format_metrics
 from quads_search.sweep.space import load_sweep
 
@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_sweep(args.space, args.overrides, smoke=args.smoke).run_config()
     out = args.out or Path("results") / config.name / "train"
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    metrics = run_quads(config, out, log=log)
+    if args.json:  # stdout holds the JSON only
+        show_progress("stderr")
+    metrics = run_quads(config, out)
     if args.json:
         print(json.dumps(metrics))
     else:

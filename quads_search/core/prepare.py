@@ -6,6 +6,7 @@ A sweep worker keeps one `Prepared` across its trials while `prepare_key` stays 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch
 
@@ -17,7 +18,8 @@ from quads_search.core.pretune import FitSettings, pretuned_model
 from quads_search.core.profile import cost_report
 from quads_search.core.teacher import teacher_embeddings, teacher_soft_targets
 from quads_search.data import FeatureData, FeatureSplit, load_features
-from quads_search.log import Log
+
+logger = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
@@ -57,19 +59,20 @@ def references(cfg: RunConfig, teacher_record: dict, student: SLUModel, student_
     return out
 
 
-def prepare(cfg: RunConfig, log: Log = print) -> Prepared:
+def prepare(cfg: RunConfig) -> Prepared:
     """Corpus, features, pre-tuned teacher and its embeddings, pre-tuned student: built once, cached."""
     device = pick_device(cfg.training.device)
     cache = cache_root(cfg.cache_dir)
-    log(f"dataset: {cfg.dataset.kind} (a synthetic corpus is generated on first use), features cached in {cache}")
+    logger.info(f"dataset: {cfg.dataset.kind} (a synthetic corpus is generated on first use), "
+                f"features cached in {cache}")
     data = load_features(cfg.dataset, cache)
-    teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device, log)
-    soft = teacher_soft_targets(cfg, data, cache, teacher_z, log) if learns_soft_labels(cfg) else None
-    student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, device), log, soft)
+    teacher_z, teacher_record = teacher_embeddings(cfg, data, cache, device)
+    soft = teacher_soft_targets(cfg, data, cache, teacher_z) if learns_soft_labels(cfg) else None
+    student = pretuned_model("student", cfg.student, data, cache, FitSettings.of(cfg, device), soft)
     refs = references(cfg, teacher_record, student.model, student.record, data.train.features.shape[-1])
     shown = {k: v for k, v in refs.items() if k not in HELD_OUT_REFERENCES}  # test stays out of sight in logs
-    log("references: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
-    data, teacher_z = on_device(data, teacher_z, device, log)
+    logger.info("references: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    data, teacher_z = on_device(data, teacher_z, device)
     logits = soft.logits.to(teacher_z.device) if soft is not None else None
     return Prepared(data, teacher_z, student.model, student.record, device, refs, logits)
 
@@ -82,8 +85,7 @@ def learns_soft_labels(cfg: RunConfig) -> bool:
 GPU_SHARE = 0.25  # the features may take at most this share of a GPU's free memory
 
 
-def on_device(data: FeatureData, teacher_z: torch.Tensor, device: torch.device,
-              log: Log) -> tuple[FeatureData, torch.Tensor]:
+def on_device(data: FeatureData, teacher_z: torch.Tensor, device: torch.device) -> tuple[FeatureData, torch.Tensor]:
     """Features, labels and teacher embeddings moved to a GPU once, so that a trial's batches are
     drawn there instead of being copied one by one; where they would take more than GPU_SHARE of
     its free memory (trials share a GPU) they stay in host memory, and the log says so."""
@@ -93,8 +95,8 @@ def on_device(data: FeatureData, teacher_z: torch.Tensor, device: torch.device,
     need = sum(s.features.numel() * s.features.element_size() for s in splits.values())
     free, _ = torch.cuda.mem_get_info(device)
     if need > GPU_SHARE * free:
-        log(f"features ({need / 2**30:.2f} GiB) stay in host memory: over {GPU_SHARE:.0%} of the GPU's "
-            f"{free / 2**30:.1f} GiB free; batches are copied as they are drawn")
+        logger.info(f"features ({need / 2**30:.2f} GiB) stay in host memory: over {GPU_SHARE:.0%} of the GPU's "
+                    f"{free / 2**30:.1f} GiB free; batches are copied as they are drawn")
         return data, teacher_z
     moved = {name: FeatureSplit(s.features.to(device), s.labels.to(device), s.speakers) for name, s in splits.items()}
     return dataclasses.replace(data, **moved), teacher_z.to(device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -31,7 +32,8 @@ from quads_search.core.epochs import (
 from quads_search.core.losses import cross_entropy, soft_cross_entropy
 from quads_search.core.models import SLUModel, build_model, model_from_arch
 from quads_search.data import SPLITS, FeatureData, FeatureSplit
-from quads_search.log import Log
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 2  # bump when what a pre-tuned entry holds changes
 EMBEDDINGS = "embeddings.safetensors"  # frozen-encoder entries: z of every split
@@ -73,7 +75,7 @@ class SoftTargets:
 
 
 def pretuned_model(role: str, model_cfg: ModelConfig, data: FeatureData, cache: Path, fit: FitSettings,
-                   log: Log, soft_targets: SoftTargets | None = None) -> Pretuned:
+                   soft_targets: SoftTargets | None = None) -> Pretuned:
     """The task-tuned model for (`model_cfg` with its `pretune`, data, seed), built once and cached.
 
     `soft_targets` (the teacher's logits) are learned from where `pretune.kd` > 0.
@@ -88,10 +90,10 @@ def pretuned_model(role: str, model_cfg: ModelConfig, data: FeatureData, cache: 
     def build(out: Path) -> None:
         torch.manual_seed(fit.seed)
         model = build_model(model_cfg, len(data.intents), frames, cache_dir=cache).to(fit.device)
-        log(f"pre-tuning the {role} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
-            f"{pretune.epochs} epochs, training {pretune.train}); cached for later runs")
+        logger.info(f"pre-tuning the {role} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+                    f"{pretune.epochs} epochs, training {pretune.train}); cached for later runs")
         fitter = fit_head_on_frozen_encoder if pretune.train == "head" else fit_cross_entropy
-        record = fitter(model, data, pretune, fit, lambda m: log(f"{role} {m}"), out=out,
+        record = fitter(model, data, pretune, fit, role, out=out,
                         soft_targets=soft_targets if pretune.kd else None)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
         write_json(out / "model.json", {"arch": model.arch, "num_classes": model.num_classes, "record": record})
@@ -110,10 +112,10 @@ def _final_record(model: torch.nn.Module, valid: FeatureSplit, test: FeatureSpli
             "test": evaluate(model, test, eval_batch_size, device, classes)}
 
 
-def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, fit: FitSettings, log: Log,
+def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, fit: FitSettings, role: str,
                       out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
     """Train encoder and head on L_GT (and the teacher's soft labels, where `pretune.kd` > 0) for
-    `pretune.epochs`; the per-epoch history and final metrics."""
+    `pretune.epochs`; the per-epoch history and final metrics. Progress lines start with `role`."""
     batch_size, device, eval_batch_size = fit.batch_size, fit.device, fit.eval_batch_size
     per_epoch = steps_per_epoch(len(data.train), batch_size)
     spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine,
@@ -136,18 +138,18 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
                            scheduler)
         valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
-        log(f"epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
+        logger.info(f"{role} epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
     return _final_record(model, data.valid, data.test, len(data.intents), history, device, eval_batch_size)
 
 
 def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: PretuneConfig, fit: FitSettings,
-                               log: Log, out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
+                               role: str, out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
     """Embed every split once with the frozen encoder, then fit the linear head on the embeddings.
 
     SpecAugment does not apply: the encoder sees each clip once. The embeddings are written
-    to `out` so the teacher's distillation targets need no second pass.
+    to `out` so the teacher's distillation targets need no second pass. Progress lines start with `role`.
     """
-    log("embedding every split with the frozen encoder (once)")
+    logger.info(f"{role} embedding every split with the frozen encoder (once)")
     batch_size, device, eval_batch_size = fit.batch_size, fit.device, fit.eval_batch_size
     z = {name: embeddings(model, getattr(data, name), eval_batch_size, device) for name in SPLITS}
     if out is not None:
@@ -165,8 +167,8 @@ def fit_head_on_frozen_encoder(model: SLUModel, data: FeatureData, pretune: Pret
                            lambda logits, _, labels, index: cross_entropy(logits, labels), optimizer, scheduler)
         valid = evaluate(_HeadOnly(head), pooled["valid"], eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
-    log(f"head fitted for {pretune.epochs} epochs: valid acc {history[-1]['valid_accuracy']:.3f}"
-        if history else "no head epochs: the head stays as initialised")
+    logger.info(f"{role} head fitted for {pretune.epochs} epochs: valid acc {history[-1]['valid_accuracy']:.3f}"
+                if history else f"{role} no head epochs: the head stays as initialised")
     return _final_record(_HeadOnly(head), pooled["valid"], pooled["test"], len(data.intents), history, device,
                          eval_batch_size)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,10 +39,11 @@ from quads_search.core.profile import cost_report
 from quads_search.core.quantizer import make_quantizer
 from quads_search.core.schedule import resolve_schedule
 from quads_search.core.teacher import WidthReducer
-from quads_search.log import Log
 from quads_search.metrics import relative_drop
 from quads_search.quant import Quantizer
 from quads_search.quant.latent import parametrized_names
+
+logger = logging.getLogger(__name__)
 
 StageCallback = Callable[[dict, Callable[[Path], None]], None]
 
@@ -49,15 +51,15 @@ StageCallback = Callable[[dict, Callable[[Path], None]], None]
 class QuadsRun:
     """The state of one run between stages: student, quantizer, reducer, history."""
 
-    def __init__(self, cfg: RunConfig, prepared: Prepared, log: Log = print):
-        self.cfg, self.prepared, self.log = cfg, prepared, log
+    def __init__(self, cfg: RunConfig, prepared: Prepared):
+        self.cfg, self.prepared = cfg, prepared
         self.stages = resolve_schedule(cfg.training)
         self.model = copy.deepcopy(prepared.student)  # the shared pre-tuned student stays untouched
         torch.manual_seed(cfg.training.seed)
         self.reducer = WidthReducer(prepared.teacher_z.shape[1], self.model.width, cfg.teacher.reduce).to(prepared.device)
         if cfg.teacher.reduce != self.reducer.kind and not self.reducer.identity:
-            log(f"teacher.reduce: {cfg.teacher.reduce} cannot map width {prepared.teacher_z.shape[1]} to "
-                f"{self.model.width}; a trainable linear projection is used instead")
+            logger.info(f"teacher.reduce: {cfg.teacher.reduce} cannot map width {prepared.teacher_z.shape[1]} to "
+                        f"{self.model.width}; a trainable linear projection is used instead")
         self.quantizer: Quantizer = make_quantizer(self.model, cfg.quantization)
         self.active = False  # weights live on the quantizer's grid (or are pulled to it)
         self.history: list[dict] = []
@@ -84,8 +86,8 @@ class QuadsRun:
                   "valid_accuracy": valid["accuracy"], "valid_f1_macro": valid["f1_macro"],
                   "quantized": self.active, "seconds": time.perf_counter() - start}
         self.history.append(record)
-        self.log(f"stage {index + 1}/{len(self.stages)} {stage.stage:8s} loss {loss:.4f} "
-                 f"valid acc {valid['accuracy']:.3f} ({record['seconds']:.1f} s)")
+        logger.info(f"stage {index + 1}/{len(self.stages)} {stage.stage:8s} loss {loss:.4f} "
+                    f"valid acc {valid['accuracy']:.3f} ({record['seconds']:.1f} s)")
         return record
 
     def _fit_grids(self, cluster: bool | None) -> None:
@@ -124,7 +126,7 @@ class QuadsRun:
         for epoch in range(stage.epochs):
             feed = Feed(train, self.cfg.training.batch_size, generator, self.prepared.device, self.cfg.dataset.spec_augment)
             loss = train_epoch(self.model, feed, step_loss, optimizer, scheduler, after)
-            self.log(f"  {stage.stage} epoch {epoch + 1}/{stage.epochs} loss {loss:.4f}")
+            logger.info(f"  {stage.stage} epoch {epoch + 1}/{stage.epochs} loss {loss:.4f}")
         return loss
 
     def run_stages(self, on_stage_end: StageCallback | None = None) -> None:
@@ -161,7 +163,7 @@ class QuadsRun:
     def finish(self, out_dir: Path) -> dict:
         """Quantize if still float, measure on valid and test, count costs, export the packed model."""
         if not self.active:
-            self.log("schedule ended with float weights: quantizing them (post-training) before export")
+            logger.info("schedule ended with float weights: quantizing them (post-training) before export")
             self._fit_grids(None)
             self.quantizer.begin()
             self.quantizer.end()
@@ -194,7 +196,7 @@ def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
 
 
-def run_quads(cfg: RunConfig, out_dir: Path, *, log: Log = print, resume_from: Path | None = None,
+def run_quads(cfg: RunConfig, out_dir: Path, *, resume_from: Path | None = None,
               on_stage_end: StageCallback | None = None, prepared: Prepared | None = None,
               timings: dict[str, float] | None = None) -> dict:
     """Train one configuration end to end and return its metrics (see `QuadsRun.finish`).
@@ -204,12 +206,12 @@ def run_quads(cfg: RunConfig, out_dir: Path, *, log: Log = print, resume_from: P
     """
     timings = {} if timings is None else timings
     with timed(timings, "prepare"):
-        prepared = prepared or prepare(cfg, log)
+        prepared = prepared or prepare(cfg)
     with timed(timings, "build"):
-        run = QuadsRun(cfg, prepared, log)
+        run = QuadsRun(cfg, prepared)
         if resume_from is not None:
             run.load(resume_from)
-            log(f"resumed after stage {len(run.history)} of {len(run.stages)}")
+            logger.info(f"resumed after stage {len(run.history)} of {len(run.stages)}")
     with timed(timings, "stages"):
         run.run_stages(on_stage_end)
     with timed(timings, "finish"):

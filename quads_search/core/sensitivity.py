@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -26,10 +27,11 @@ from quads_search.core.hutchinson import hessian_traces
 from quads_search.core.losses import cross_entropy
 from quads_search.core.prepare import Prepared
 from quads_search.data import FeatureSplit
-from quads_search.log import Log
 from quads_search.quant import VALID_BITS, calibrate, quantizable_weights
 from quads_search.quant.affine import AffineGrid
 from quads_search.quant.kmeans import Codebook
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what an entry holds changes
 PROBES = 16  # Rademacher probes per batch
@@ -119,14 +121,14 @@ def cache_key(cfg: RunConfig, data_key: str) -> str:
                   cfg.training.batch_size, cfg.dataset.spec_augment, quantizer, PROBES, BATCHES, BATCH_SIZE)
 
 
-def sensitivity(cfg: RunConfig, prepared: Prepared, log: Log = print) -> Sensitivity:
+def sensitivity(cfg: RunConfig, prepared: Prepared) -> Sensitivity:
     """The pre-tuned student's sensitivity (cached under `<cache_dir>/sensitivity/<key>`)."""
     settings = {"method": cfg.quantization.method, "probes": PROBES, "batches": BATCHES, "batch_size": BATCH_SIZE,
                 "seed": cfg.training.seed, "loss": "training cross-entropy"}
 
     def build(out: Path) -> None:
-        log(f"sensitivity: Hessian traces of the pre-tuned student ({PROBES} probes x {BATCHES} batches "
-            f"of {BATCH_SIZE}); cached for later runs")
+        logger.info(f"sensitivity: Hessian traces of the pre-tuned student ({PROBES} probes x {BATCHES} batches "
+                    f"of {BATCH_SIZE}); cached for later runs")
         start = time.perf_counter()
         tensors = measure(prepared.student, prepared.data.train, cfg.quantization, prepared.device, cfg.training.seed)
         write_json(out / RESULT, {"settings": settings, "seconds": time.perf_counter() - start,

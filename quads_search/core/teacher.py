@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -19,16 +20,17 @@ from quads_search.config import RunConfig
 from quads_search.core.epochs import embeddings
 from quads_search.core.pretune import FORMAT, FitSettings, Pretuned, SoftTargets, frozen_embeddings, pretuned_model
 from quads_search.data import FeatureData
-from quads_search.log import Log
+
+logger = logging.getLogger(__name__)
 
 
-def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device, log: Log) -> Pretuned:
+def pretuned_teacher(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device) -> Pretuned:
     """The task-tuned teacher Ω for this run's teacher settings and data (built once, cached)."""
-    return pretuned_model("teacher", cfg.teacher, data, cache, FitSettings.of(cfg, device), log)
+    return pretuned_model("teacher", cfg.teacher, data, cache, FitSettings.of(cfg, device))
 
 
-def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: torch.device,
-                       log: Log) -> tuple[torch.Tensor, dict]:
+def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path,
+                       device: torch.device) -> tuple[torch.Tensor, dict]:
     """z_Ω of every training clip, [N_train, teacher width], and the teacher's pre-tuning record.
 
     Both come from one cache entry, so a trial gets them without loading the teacher.
@@ -36,10 +38,10 @@ def teacher_embeddings(cfg: RunConfig, data: FeatureData, cache: Path, device: t
     key = _teacher_key(cfg, data)
 
     def build(out: Path) -> None:
-        teacher = pretuned_teacher(cfg, data, cache, device, log)
+        teacher = pretuned_teacher(cfg, data, cache, device)
         z = frozen_embeddings(teacher, "train")
         if z is None:
-            log("computing the teacher's embeddings of the training split (once)")
+            logger.info("computing the teacher's embeddings of the training split (once)")
             z = embeddings(teacher.model, data.train, cfg.training.eval_batch_size, device)
         save_file({"z": z.contiguous()}, str(out / "z.safetensors"))
         write_json(out / "record.json", teacher.record)
@@ -54,11 +56,10 @@ def _teacher_key(cfg: RunConfig, data: FeatureData) -> str:
 
 
 @torch.no_grad()
-def teacher_soft_targets(cfg: RunConfig, data: FeatureData, cache: Path, teacher_z: torch.Tensor,
-                         log: Log) -> SoftTargets:
+def teacher_soft_targets(cfg: RunConfig, data: FeatureData, cache: Path, teacher_z: torch.Tensor) -> SoftTargets:
     """The teacher's intent logits of every training clip: its head over the cached embeddings
     (the teacher's forward pass is not run again)."""
-    head = pretuned_teacher(cfg, data, cache, torch.device("cpu"), log).model.head
+    head = pretuned_teacher(cfg, data, cache, torch.device("cpu")).model.head
     return SoftTargets(head(teacher_z.cpu().float()), _teacher_key(cfg, data))
 
 

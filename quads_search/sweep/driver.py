@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -33,6 +34,8 @@ from quads_search.sweep.seeding import warm_start_trials
 from quads_search.sweep.references import Enqueued, reference_trials
 from quads_search.sweep.trainable import quads_trial
 
+logger = logging.getLogger(__name__)
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 LOCK_FILE = ".run.lock"  # held by the one `run` writing into an experiment directory
 # Besides SIGINT, what stops a sweep as Ctrl-C does (Tune saves its state; exit 130, --resume
@@ -48,7 +51,7 @@ def dashboard_warning(host: str) -> str | None:
             f"can run code on this machine through Ray's Jobs API")
 
 
-def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> None:
+def start_ray(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
     """Join `address` (else RAY_ADDRESS, as Ray's own tools read it), or start a local Ray of this
     sweep's own whose every process stays on 127.0.0.1.
 
@@ -61,7 +64,7 @@ def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> No
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=False)
-        log(f"joined the Ray cluster at {address}; its dashboard shows the trials")
+        logger.info(f"joined the Ray cluster at {address}; its dashboard shows the trials")
         return
     from ray._private import ray_constants  # read once, when Ray is imported
 
@@ -70,11 +73,11 @@ def start_ray(address: str | None, log, dashboard_host: str = "127.0.0.1") -> No
                            "in the environment before Ray is imported (the CLI does)")
     warning = dashboard_warning(dashboard_host)
     if warning:
-        log(warning)
+        logger.warning(warning)
     context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host,
                        log_to_driver=False, configure_logging=False)
     url = context.dashboard_url or "(dashboard unavailable)"
-    log(f"Ray dashboard: http://{url}  (sign in with the token from `ray get-auth-token`)")
+    logger.info(f"Ray dashboard: http://{url}  (sign in with the token from `ray get-auth-token`)")
 
 
 def trainable(config: SweepConfig, experiment_dir: Path):
@@ -101,7 +104,7 @@ class SweepOutcome:
 
 
 def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = None, resume: bool = False,
-              dashboard_host: str = "127.0.0.1", log=print) -> SweepOutcome:
+              dashboard_host: str = "127.0.0.1") -> SweepOutcome:
     """Run (or resume) the sweep into `<results_dir>/<name>/`; KeyboardInterrupt if interrupted
     (Ctrl-C, SIGTERM or SIGUSR1). The experiment directory is locked while it runs."""
     results_dir = results_dir.resolve()
@@ -110,32 +113,32 @@ def run_sweep(config: SweepConfig, results_dir: Path, *, address: str | None = N
         raise UserError(f"--resume: {experiment_dir} holds no sweep to resume")
     with _locked(experiment_dir), _stop_signals_as_ctrl_c():
         _check_experiment_dir(experiment_dir, config, resume)
-        return _run_locked(config, results_dir, experiment_dir, address, resume, dashboard_host, log)
+        return _run_locked(config, results_dir, experiment_dir, address, resume, dashboard_host)
 
 
 def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, address: str | None, resume: bool,
-                dashboard_host: str, log) -> SweepOutcome:
+                dashboard_host: str) -> SweepOutcome:
     if not resume:
         write_text(experiment_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     from quads_search.core.prepare import prepare
 
-    log("preparing shared data and pre-tuned models (cached after the first run)")
-    prepared = prepare(config.run_config(), log)
+    logger.info("preparing shared data and pre-tuned models (cached after the first run)")
+    prepared = prepare(config.run_config())
     write_json(experiment_dir / REFERENCES_FILE, prepared.references)
     num_classes = len(prepared.data.intents)
     check_reachable(config, num_classes)  # search.budget (#29): a budget nothing fits stops here
-    seeded = [] if resume else warm_start_trials(config, prepared, log)  # search.warm_start (#19)
+    seeded = [] if resume else warm_start_trials(config, prepared)  # search.warm_start (#19)
     scheduler = EarlyStopScheduler(config.search.early_stop) if config.search.early_stop else None  # (#19)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state on disk within a second
     # Stage reports carry no objectives; the final one always does, and QuadsOptunaSearch fails
     # (rather than silently drops) any trial whose final report lacks one.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # stage checkpoints are small
-    start_ray(address, log, dashboard_host)
+    start_ray(address, dashboard_host)
     _handle_stop_signals()  # again: ray.init replaced the SIGTERM handler
     try:
         table = TrialTable(experiment_dir)
-        recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples, log,
+        recorder = TrialRecorder(table, config.name, config.search.objectives, config.search.num_samples,
                                  stop_reasons=scheduler.reasons if scheduler else None)
         tuner = _tuner(config, experiment_dir, recorder, resume, seeded, scheduler, num_classes)
         grid, interrupted = _fit(tuner)
@@ -145,17 +148,17 @@ def _run_locked(config: SweepConfig, results_dir: Path, experiment_dir: Path, ad
     rows = table.rows()
     budget = read_record(experiment_dir)  # search.budget (#29): what it rejected
     if budget is not None:
-        log(record_line(budget))
+        logger.info(record_line(budget))
     if interrupted:
-        log(f"interrupted after {len(rows)} of {config.search.num_samples} trials; the state is saved: "
-            f"continue with the same command plus --resume")
+        logger.info(f"interrupted after {len(rows)} of {config.search.num_samples} trials; the state is saved: "
+                    f"continue with the same command plus --resume")
         raise KeyboardInterrupt
     if len(rows) < config.search.num_samples and budget is not None and budget["stopped"]:
         raise UserError(f"{budget['stopped']}; {len(rows)} of {config.search.num_samples} trials ran (kept)")
     if len(rows) < config.search.num_samples:
         raise RuntimeError(f"Ray Tune returned after {len(rows)} of {config.search.num_samples} trials without "
                            f"an interrupt; see {experiment_dir} (continue with --resume)")
-    summary(table, experiment_dir, log)
+    summary(table, experiment_dir)
     failures = collections.Counter(str(r.get("error") or r["status"]).split(":")[0] for r in rows
                                    if r["status"] not in (TrialStatus.FINISHED, TrialStatus.STOPPED))
     stopped = sum(1 for r in rows if r["status"] == TrialStatus.STOPPED)

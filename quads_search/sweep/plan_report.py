@@ -1,7 +1,7 @@
 """A sensitivity plan (`sweep.seeding.Plan`) as data, a table and a plot: what `quads-search sensitivity`
 prints and draws, reachable from Python.
 
-    plan = make_plan(config, prepare(config.run_config()), config.search.seeds, print)
+    plan = make_plan(config, prepare(config.run_config()), config.search.seeds)
     report = summary(plan); print(table({**report, "plot": "plan.png"})); plot(plan, Path("plan.png"))
 """
 from __future__ import annotations

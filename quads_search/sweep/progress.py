@@ -9,8 +9,8 @@ exactly like the original.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Callable
 
 from ray import tune
 
@@ -18,16 +18,18 @@ from quads_search.results import KIND_KEY, TrialStatus, TrialTable, trial_row
 from quads_search.sweep.params import REFERENCE_BITS_KEY
 from quads_search.sweep.stopping import was_stopped
 
+logger = logging.getLogger(__name__)
+
 
 class TrialRecorder(tune.Callback):
     def __init__(self, table: TrialTable, experiment: str, objectives: dict[str, str], num_samples: int,
-                 log: Callable[[str], None] = print, stop_reasons: dict[str, str] | None = None):
+                 stop_reasons: dict[str, str] | None = None):
         self.table, self.experiment, self.objectives = table, experiment, objectives
-        self.num_samples, self.log = num_samples, log
+        self.num_samples = num_samples
         self.stop_reasons = {} if stop_reasons is None else stop_reasons  # the early-stop scheduler's, shared
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self.log(f"trial {trial.trial_id} started {self._params(trial.config)}  {self._counts(trials)}")
+        logger.info(f"trial {trial.trial_id} started {self._params(trial.config)}  {self._counts(trials)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
@@ -42,13 +44,13 @@ class TrialRecorder(tune.Callback):
                    else f"{row['status'].upper()}: {row['error']}")
         if row["kind"] != "searched":
             outcome = f"({row['kind']}) {outcome}"
-        self.log(f"trial {trial.trial_id} {outcome}  {self._counts(trials)}  {self._bests()}")
+        logger.info(f"trial {trial.trial_id} {outcome}  {self._counts(trials)}  {self._bests()}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         error = _error_text(trial)
         self.table.record(trial_row(trial.trial_id, self.experiment, trial.config, trial.last_result or {},
                                     status="error", error=error))
-        self.log(f"trial {trial.trial_id} ERROR (after Ray's retries): {error}  {self._counts(trials)}")
+        logger.info(f"trial {trial.trial_id} ERROR (after Ray's retries): {error}  {self._counts(trials)}")
 
     def _counts(self, trials) -> str:
         rows = {r["trial_id"]: r["status"] for r in self.table.rows()}
@@ -97,11 +99,11 @@ def reconcile(grid, table: TrialTable, experiment: str) -> None:
             table.record(trial_row(trial_id, experiment, result.config or {}, result.metrics))
 
 
-def summary(table: TrialTable, experiment_dir: Path, log: Callable[[str], None] = print) -> None:
+def summary(table: TrialTable, experiment_dir: Path) -> None:
     rows = table.rows()
     finished = [r for r in rows if r["status"] == TrialStatus.FINISHED]
     stopped = [r for r in rows if r["status"] == TrialStatus.STOPPED]
     early = f"{len(stopped)} stopped early (search.early_stop), " if stopped else ""
-    log(f"done: {len(finished)} finished, {early}{len(rows) - len(finished) - len(stopped)} failed; "
-        f"results in {experiment_dir / 'trials.parquet'}")
-    log(f"next: quads-search pareto {experiment_dir.parent}")
+    logger.info(f"done: {len(finished)} finished, {early}{len(rows) - len(finished) - len(stopped)} failed; "
+                f"results in {experiment_dir / 'trials.parquet'}")
+    logger.info(f"next: quads-search pareto {experiment_dir.parent}")

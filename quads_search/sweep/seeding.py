@@ -10,6 +10,7 @@ sensitivity (`core.sensitivity`, summed over each group's tensors) is found exac
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from torch import nn
@@ -18,13 +19,14 @@ from quads_search.config import SweepConfig
 from quads_search.core.allocation import Allocation, Option, exact, greedy, greedy_gap, spread_budgets
 from quads_search.core.prepare import Prepared
 from quads_search.core.sensitivity import Sensitivity, sensitivity
-from quads_search.log import Log
 from quads_search.quant import quantizable_weights, resolve_bits, stored_bytes
 from quads_search.quant.size import MIB
 from quads_search.sweep.budget import BudgetCheck, is_over
 from quads_search.sweep.search_checks import bit_widths
 from quads_search.sweep.params import apply_params
 from quads_search.sweep.references import Enqueued, space_values
+
+logger = logging.getLogger(__name__)
 
 SEEDED = "seeded"
 
@@ -103,10 +105,9 @@ def capped_budgets(options: dict[str, list[Option]], fixed: int, count: int, max
     return [int(low * (max_bytes / low) ** ((i + 0.5) / count)) for i in range(count)]
 
 
-def make_plan(config: SweepConfig, prepared: Prepared, count: int, log: Log = print,
-              max_bytes: int | None = None) -> Plan:
+def make_plan(config: SweepConfig, prepared: Prepared, count: int, max_bytes: int | None = None) -> Plan:
     """Sensitivity (cached), groups and the allocations under `count` budgets (up to `max_bytes`)."""
-    sens = sensitivity(config.run_config(), prepared, log)
+    sens = sensitivity(config.run_config(), prepared)
     method = config.quantization.method
     groups, fixed_bits = bit_groups(config, prepared.student)
     options = group_options(groups, sens, method)
@@ -131,7 +132,7 @@ def seeded_trials(config: SweepConfig, plan: Plan) -> list[Enqueued]:
     return out
 
 
-def warm_start_trials(config: SweepConfig, prepared: Prepared, log: Log = print) -> list[Enqueued]:
+def warm_start_trials(config: SweepConfig, prepared: Prepared) -> list[Enqueued]:
     """The trials `search.warm_start` enqueues after the references (none unless it is `sensitivity`).
 
     Under `search.budget` the size budgets spread up to `size_mb`, and a seed over any budgeted
@@ -140,15 +141,15 @@ def warm_start_trials(config: SweepConfig, prepared: Prepared, log: Log = print)
         return []
     budget = config.search.hard_budget()
     max_bytes = int(budget.size_mb * MIB) if budget is not None and budget.size_mb is not None else None
-    plan = make_plan(config, prepared, config.search.seeds, log, max_bytes=max_bytes)
+    plan = make_plan(config, prepared, config.search.seeds, max_bytes=max_bytes)
     trials = seeded_trials(config, plan)
     repeats = len(plan.budgets) - len(trials)
     if budget is not None:
         check = BudgetCheck(budget, config.run_config(), len(prepared.data.intents))
         within = [t for t in trials if not is_over(check.constraints(t.params))]
         over, trials = len(trials) - len(within), within
-    log(f"warm start: {len(trials)} sensitivity-budgeted allocations enqueued after the references"
-        + (f" ({repeats} budgets repeated an allocation)" if repeats else "")
-        + (f" ({over} over search.budget left out)" if budget is not None and over else "")
-        + f"; sensitivity in {plan.sensitivity.directory}")
+    logger.info(f"warm start: {len(trials)} sensitivity-budgeted allocations enqueued after the references"
+                + (f" ({repeats} budgets repeated an allocation)" if repeats else "")
+                + (f" ({over} over search.budget left out)" if budget is not None and over else "")
+                + f"; sensitivity in {plan.sensitivity.directory}")
     return trials

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from quads_search.log import show_progress
 from quads_search.results import TrialTable
 from quads_search.sweep import driver
 from quads_search.sweep.driver import SweepOutcome
@@ -54,11 +55,11 @@ def test_a_sweep_whose_trials_all_finished_or_stopped_exits_0_quietly(outcome, t
     assert (out.returncode, out.stderr) == (0, "")
 
 
-def test_the_summary_of_a_sweep_where_no_trial_finished(tmp_path):
+def test_the_summary_of_a_sweep_where_no_trial_finished(tmp_path, capsys, quads_logger):
     table = TrialTable(tmp_path)
     for n in range(2):
         table.record({"trial_id": f"t{n}", "experiment": "e", "status": "failed", "error": "NonFiniteLoss: nan"})
-    lines = []
-    summary(table, tmp_path, lines.append)
-    assert lines == [f"done: 0 finished, 2 failed; results in {tmp_path / 'trials.parquet'}",
+    show_progress()
+    summary(table, tmp_path)
+    assert capsys.readouterr().out.splitlines() == [f"done: 0 finished, 2 failed; results in {tmp_path / 'trials.parquet'}",
                      f"next: quads-search pareto {tmp_path.parent}"]

@@ -32,5 +32,5 @@ def test_the_sensitivity_command_reports_groups_allocations_and_a_plot_and_cache
         assert exact["size_mb"] == pytest.approx(planned, rel=1e-12)  # sizes as the run will report them
     with open(report["plot"], "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
-    again = sensitivity(base, prepared, log=lambda m: None)  # from the cache, not recomputed
+    again = sensitivity(base, prepared)  # from the cache, not recomputed
     assert str(again.directory) == report["cache"] and again.seconds == report["seconds"]

@@ -61,7 +61,7 @@ def test_a_student_learns_the_teachers_soft_labels_in_proportion_to_kd(kd):
     model = build_model(cfg, CLASSES, FRAMES)
     pretune = PretuneConfig(epochs=12, lr=3e-3, head_lr=3e-3, kd=kd, warmup=1)
     fit = FitSettings(seed=0, batch_size=8, eval_batch_size=128, augment=False, device=torch.device("cpu"))
-    fit_cross_entropy(model, data, pretune, fit, lambda m: None, soft_targets=soft)
+    fit_cross_entropy(model, data, pretune, fit, "student", soft_targets=soft)
     predicted = predict(model, data.train, 64, torch.device("cpu"))
     followed = shifted if kd else data.train.labels
     assert (predicted == followed).double().mean() > 0.9

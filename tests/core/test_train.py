@@ -49,8 +49,8 @@ def test_resuming_from_a_stage_checkpoint_gives_the_same_model(smoke_config, pre
             save(tmp_path / "ckpt")
             saved["after"] = record
 
-    full = run_quads(config, tmp_path / "full", log=lambda m: None, on_stage_end=keep_first)
-    resumed = run_quads(config, tmp_path / "resumed", log=lambda m: None, resume_from=tmp_path / "ckpt")
+    full = run_quads(config, tmp_path / "full", on_stage_end=keep_first)
+    resumed = run_quads(config, tmp_path / "resumed", resume_from=tmp_path / "ckpt")
     assert saved["after"]["kind"] == "distill"
     assert resumed["accuracy"] == full["accuracy"] and resumed["size_mb"] == full["size_mb"]
     a, _ = load_packed(full["model_path"])
@@ -64,7 +64,7 @@ def test_joint_stage_pulls_weights_to_the_codebook_and_ends_snapped(smoke_config
         """L_centroid after a joint stage's training, before its snap (the stage's own steps, in order)."""
         config = apply_params(smoke_config.run_config(), {"training.gamma": gamma, "bits.default": 3,
                                                           "training.schedule": [{"stage": "joint", "epochs": 1}]})
-        run = QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
+        run = QuadsRun(config, prepare(config))
         run._fit_grids(None)
         run.active = True
         run._train(run.stages[0], 0)
@@ -74,7 +74,7 @@ def test_joint_stage_pulls_weights_to_the_codebook_and_ends_snapped(smoke_config
     assert distance_before_the_snap(0.2) < 0.5 * distance_before_the_snap(1.0)  # measured: 4.8 against 13.4
     config = apply_params(smoke_config.run_config(), {"training.gamma": 0.2, "bits.default": 3,
                                                       "training.schedule": [{"stage": "joint", "epochs": 1}]})
-    run = QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
+    run = QuadsRun(config, prepare(config))
     record = run.run_stage(0)
     assert record["quantized"] and run.quantizer.distinct_ok()
     assert run.quantizer.centroid_loss().item() == 0.0  # snapped at the stage end
@@ -83,7 +83,7 @@ def test_joint_stage_pulls_weights_to_the_codebook_and_ends_snapped(smoke_config
 
 def _run(base, params) -> QuadsRun:
     config = apply_params(base, params)
-    return QuadsRun(config, prepare(config, log=lambda m: None), log=lambda m: None)
+    return QuadsRun(config, prepare(config))
 
 
 def test_affine_two_bit_qat_changes_many_levels_and_beats_ptq(smoke_config):

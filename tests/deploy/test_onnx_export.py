@@ -161,7 +161,7 @@ def test_a_trained_mixed_bit_smoke_model_evaluates_the_same_under_onnx_runtime(s
     from quads_search.sweep.params import apply_params
 
     config = apply_params(smoke_config.run_config(), {f"bits.{k}": v for k, v in MIXED.items()})
-    metrics = run_quads(config, tmp_path / "run", log=lambda m: None, prepared=prepared)
+    metrics = run_quads(config, tmp_path / "run", prepared=prepared)
     assert sorted(set(metrics["bits"].values())) == [1, 2, 3, 4, 5, 6, 7, 8, 16, 32]
     onnx_path = tmp_path / "export" / "model.onnx"
     out = run_cli("export", metrics["model_path"], "--format", "onnx", onnx_path, "--json")

@@ -34,7 +34,7 @@ LOCAL_MARK = "local sweep's Ray: "
 LOCAL_PROBE = f"""
 import ray
 from quads_search.sweep.driver import start_ray
-start_ray(None, lambda message: None)
+start_ray(None)
 print({LOCAL_MARK!r} + ray.get_runtime_context().gcs_address, flush=True)
 ray.shutdown()
 """

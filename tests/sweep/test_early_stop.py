@@ -100,7 +100,7 @@ def test_the_searcher_tells_optuna_pruned_for_a_stopped_trial_and_complete_for_a
 # -- the recorder and the front ------------------------------------------------------------------
 def test_a_stopped_trial_is_recorded_as_stopped_with_its_reason_and_never_on_the_front(tmp_path):
     table = TrialTable(tmp_path)
-    recorder = TrialRecorder(table, "exp", {"valid_accuracy": "max", "size_mb": "min"}, 2, log=lambda m: None,
+    recorder = TrialRecorder(table, "exp", {"valid_accuracy": "max", "size_mb": "min"}, 2,
                              stop_reasons={"t1": "stopped after stage 2: because"})
     config = {KIND_KEY: "seeded", "bits.conv1": 2}
     recorder.on_trial_complete(0, [], SimpleNamespace(trial_id="t1", config=config, last_result=report(2, 0.1, 1.0)))

@@ -16,10 +16,14 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 # process that ends between listing and reading is skipped; any other error is retried, and fails the
 # probe if it persists.
 PROBE = """
-import json, sys, time, psutil, ray
+import json, logging, sys, time, psutil, ray
 from quads_search.sweep.driver import start_ray
 messages = []
-start_ray(None, messages.append)
+keep = logging.Handler()
+keep.emit = lambda record: messages.append(record.getMessage())
+logging.getLogger("quads_search").addHandler(keep)
+logging.getLogger("quads_search").setLevel(logging.INFO)
+start_ray(None)
 node = ray._private.worker._global_node
 gcs = ray.get_runtime_context().gcs_address
 dashboard = messages[0].split("http://", 1)[1].split()[0]

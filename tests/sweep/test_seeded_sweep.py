@@ -61,7 +61,7 @@ def check_warm_start(experiment, stdout, trials, smoke_config, prepared):
     seeded = trials[trials["kind"] == "seeded"]
     assert (seeded["status"] == "finished").all() and (trials.loc[trials["kind"] == "reference", "status"] == "finished").all()
     config = dataclasses.replace(smoke_config, search=dataclasses.replace(smoke_config.search, seeds=2))
-    plan = make_plan(config, prepared, 2, log=lambda m: None)
+    plan = make_plan(config, prepared, 2)
     wanted = sorted(tuple(sorted(b.exact.bits.items())) for b in plan.budgets)
     got = sorted(tuple(sorted((c.removeprefix("param."), int(row[c])) for c in seeded.columns
                               if c.startswith("param.bits."))) for _, row in seeded.iterrows())
