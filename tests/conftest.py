@@ -22,6 +22,7 @@ from tests.guard.unpickle_guard import guard_env
 from tests.runner import run_cli
 
 SPACE = Path(__file__).parents[1] / "search_spaces" / "mixed_precision.yaml"
+SMOKE_CLASSES = 31  # intents of the synthetic corpus
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray in tests: loopback only
 HOME_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
@@ -122,15 +123,28 @@ def smoke_guard_log(tmp_path_factory) -> Path:
     return shared_dir(tmp_path_factory, "smoke-sweep") / "unpickle-guard.log"
 
 
+def smoke_budget_mb() -> float:
+    """The shared smoke sweep's `search.budget.size_mb`: the uniform 2-bit student's planned size. The fp32
+    reference runs over it (marked as over) and few of the sampler's draws fit, so some are rejected."""
+    from quads_search.core.planned import planned_costs
+    from quads_search.sweep.params import apply_params
+    from quads_search.sweep.space import load_sweep
+
+    two_bits = apply_params(load_sweep(SPACE, smoke=True).run_config(), {"reference_bits": 2})
+    return planned_costs(two_bits, SMOKE_CLASSES)["size_mb"]
+
+
 @pytest.fixture(scope="session")
 def smoke_sweep(smoke_cache, smoke_home, smoke_guard_log, tmp_path_factory) -> Path:
-    """One real smoke sweep (local Ray, Optuna), shared by the sweep and Pareto tests: run by the
-    first worker that needs it, then copied, so that each worker's tests write only into their own."""
+    """One real smoke sweep (local Ray, Optuna) under a hard size budget, shared by the sweep, budget and
+    Pareto tests: run by the first worker that needs it, then copied, so that each worker's tests write
+    only into their own. Its stdout and stderr are kept in run-output.txt."""
     shared = shared_dir(tmp_path_factory, "smoke-sweep") / "results"
     with FileLock(str(shared) + ".lock"):
         if not (shared / "run-output.txt").is_file():  # written last: the sweep finished
             out = run_cli("run", SPACE, "--smoke", "--results-dir", shared, "--set", f"cache_dir={smoke_cache}",
-                          entry_point=True, env={"HOME": str(smoke_home), **guard_env(smoke_guard_log)})
+                          "--set", f"search.budget.size_mb={smoke_budget_mb()!r}", entry_point=True,
+                          env={"HOME": str(smoke_home), **guard_env(smoke_guard_log)})
             assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
             (shared / "run-output.txt").write_text(out.stdout + out.stderr)
     results = tmp_path_factory.mktemp("smoke-sweep") / "results"

@@ -1,6 +1,6 @@
 """Hard budgets (#29): settings, planned costs against what a run reports, draws over budget told to
 Optuna as infeasible and redrawn (counted), references over budget marked, and one real smoke sweep
-that trains nothing over its budget."""
+(the shared one) that trains nothing over its budget."""
 import dataclasses
 import json
 import warnings
@@ -35,12 +35,11 @@ from quads_search.sweep.params import apply_params, distributions
 from quads_search.sweep.references import reference_trials
 from quads_search.sweep.samplers import make_sampler
 from quads_search.sweep.space import load_sweep
-from tests.conftest import SPACE
+from tests.conftest import SMOKE_CLASSES, SPACE, smoke_budget_mb
 from tests.runner import run_cli
 from tests.sweep.common import study_trials
 
-CLASSES = 31
-SHORT = "training.schedule=[{stage: distill, epochs: 1}, {stage: quantize, epochs: 1}]"
+CLASSES = SMOKE_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -211,21 +210,18 @@ def test_when_the_redraws_run_out_the_searcher_finishes_and_records_why(config, 
     assert record["rejected_draws"] == 5 and record["stopped"].startswith("search.budget (gmacs <= 0.001): 5 draws")
 
 
-# -- a real sweep -----------------------------------------------------------------------------------
+# -- the shared smoke sweep runs under a size budget ------------------------------------------------
 @pytest.mark.slow
-def test_a_budgeted_smoke_sweep_trains_nothing_over_budget_but_the_marked_reference_and_counts_rejections(
-        smoke_cache, prepared, tmp_path):
-    bound = planned_costs(apply_params(load_sweep(SPACE, smoke=True).run_config(), {"reference_bits": 2}),
-                          len(prepared.data.intents))["size_mb"]  # uniform 2 bits: ~2 % of the space fits
-    out = run_cli("run", SPACE, "--smoke", "--results-dir", tmp_path, "--num-samples", 4, "--set",
-                  f"cache_dir={smoke_cache}", "--set", SHORT, "--set", f"search.budget.size_mb={bound!r}",
-                  entry_point=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    experiment = tmp_path / "mixed_precision"
+def test_the_budgeted_smoke_sweep_trains_nothing_over_budget_but_the_marked_reference_and_counts_rejections(
+        smoke_sweep, prepared):
+    assert len(prepared.data.intents) == SMOKE_CLASSES
+    bound = smoke_budget_mb()  # uniform 2 bits: ~2 % of the space fits
+    output = (smoke_sweep / "run-output.txt").read_text()
+    experiment = smoke_sweep / "mixed_precision"
     record = json.loads((experiment / BUDGET_FILE).read_text())
-    assert f"search.budget (size_mb <= {bound:g}): {record['rejected_draws']} draws over budget rejected" in out.stdout
+    assert f"search.budget (size_mb <= {bound:g}): {record['rejected_draws']} draws over budget rejected" in output
     trials = pd.read_parquet(experiment / "trials.parquet")
-    assert len(trials) == 4 and (trials["status"] == "finished").all(), trials[["status", "error"]]
+    assert len(trials) == 3 and (trials["status"] == "finished").all(), trials[["status", "error"]]
     reference = trials[trials["kind"] == "reference"]
     assert len(reference) == 1 and reference["over_budget"].all() and reference["size_mb"].iloc[0] > bound
     assert reference[[c for c in trials.columns if c.startswith("param.bits.")]].isna().all(axis=None)
@@ -238,4 +234,4 @@ def test_a_budgeted_smoke_sweep_trains_nothing_over_budget_but_the_marked_refere
     assert record["rejected_draws"] == len(rejected) > 0 and record["references_over_budget"] == [32]
     assert all(t.values is None and t.constraints["size_mb"] > 0 for t in rejected)
     trained = [t for t in optuna_trials if t.state != optuna.trial.TrialState.PRUNED]
-    assert len(trained) == 4 and all(t.constraints["size_mb"] <= 0 for t in trained if t.number > 0)
+    assert len(trained) == 3 and all(t.constraints["size_mb"] <= 0 for t in trained if t.number > 0)

@@ -1,4 +1,5 @@
 """The shared smoke sweep (local Ray, real Optuna, tiny QUADS trials on the synthetic corpus)."""
+import json
 import os
 
 import optuna
@@ -7,6 +8,7 @@ import pytest
 import yaml
 
 from quads_search.results import BASE_COLUMNS
+from quads_search.sweep.budget import BUDGET_FILE
 from tests.conftest import SPACE
 from tests.runner import run_cli
 
@@ -29,7 +31,8 @@ def test_smoke_sweep_writes_a_row_per_trial_with_differing_bit_allocations(smoke
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(experiment / "optuna.journal")))
     (study,) = optuna.get_all_study_summaries(storage)
-    assert study.study_name.startswith("mixed_precision-") and study.n_trials == 3
+    rejected = json.loads((experiment / BUDGET_FILE).read_text())["rejected_draws"]  # draws over search.budget
+    assert study.study_name.startswith("mixed_precision-") and study.n_trials == 3 + rejected
 
 
 def test_existing_results_are_not_overwritten(smoke_sweep, smoke_cache):
