@@ -55,23 +55,27 @@ def run_sweep(results_dir: Path, cache_dir: str, holdout: str, seed: int) -> Non
 
 
 def pick(experiment: Path) -> dict:
-    """Teacher, fp32 trial and the best <= 2-bit model of one sweep (chosen on validation)."""
+    """Teacher, fp32 trial and the best <= 2-bit model of one sweep (chosen on validation); `low_bit` is
+    None when no finished trial is that small (a sweep's lowest seeded allocation can sit just above)."""
     trials = pd.read_parquet(experiment / TRIALS_FILE)
     trials = trials[trials["status"] == "finished"]
     refs = json.loads((experiment / REFERENCES_FILE).read_text())
     fp32 = trials[(trials["kind"] == "reference") & (trials["bits_avg"] >= 32)].iloc[0]
-    low = trials[trials["bits_avg"] <= MAX_BITS].sort_values(["valid_accuracy", "size_mb"], ascending=[False, True])
-    best = low.iloc[0]
-    model = {"valid": float(best["valid_accuracy"]), "test": float(best["accuracy"])}
     out = {"teacher": {"valid": refs["teacher_valid_accuracy"], "test": refs["teacher_accuracy"]},
            "fp32_trial": {"valid": float(fp32["valid_accuracy"]), "test": float(fp32["accuracy"])},
            "pretuned_student": {"valid": refs["student_fp32_valid_accuracy"], "test": refs["student_fp32_accuracy"]},
-           "low_bit": {**model, "trial_id": best["trial_id"], "kind": best["kind"], "bits_avg": float(best["bits_avg"]),
-                       "size_mb": float(best["size_mb"])}}
+           "fp32_size_mb": float(fp32["size_mb"]), "low_bit": None, "size_x_fp32": None}
+    low = trials[trials["bits_avg"] <= MAX_BITS].sort_values(["valid_accuracy", "size_mb"], ascending=[False, True])
+    if low.empty:
+        return out
+    best = low.iloc[0]
+    model = {"valid": float(best["valid_accuracy"]), "test": float(best["accuracy"])}
+    out["low_bit"] = {**model, "trial_id": best["trial_id"], "kind": best["kind"], "bits_avg": float(best["bits_avg"]),
+                      "size_mb": float(best["size_mb"])}
     for split in SPLITS:
         out["low_bit"][f"drop_vs_teacher_{split}"] = relative_drop(out["teacher"][split], model[split])
         out["low_bit"][f"drop_vs_fp32_trial_{split}"] = relative_drop(out["fp32_trial"][split], model[split])
-    out["fp32_size_mb"], out["size_x_fp32"] = float(fp32["size_mb"]), float(fp32["size_mb"] / best["size_mb"])
+    out["size_x_fp32"] = float(fp32["size_mb"] / best["size_mb"])
     return out
 
 
@@ -82,16 +86,20 @@ def previous_runs(path: Path) -> dict[tuple[str, int], dict]:
 
 
 def summarise(picked: dict[tuple[str, int], dict]) -> dict:
-    """Per holdout: every accuracy and drop over seeds (median, range, t interval)."""
+    """Per holdout: every accuracy and drop over seeds (median, range, t interval); the low-bit model's
+    over the seeds that have one, the others listed in `seeds_without_low_bit`."""
     out = {}
     for holdout in sorted(dict.fromkeys(h for h, _ in picked), key=["speakers", "accents", "phrasings"].index):
-        runs = [v for (h, _), v in sorted(picked.items()) if h == holdout]
-        entry = {"seeds": [s for (h, s) in sorted(picked) if h == holdout]}
-        for role in ("teacher", "pretuned_student", "fp32_trial", "low_bit"):
+        seeds = [s for (h, s) in sorted(picked) if h == holdout]
+        runs = [picked[holdout, s] for s in seeds]
+        entry = {"seeds": seeds, "seeds_without_low_bit": [s for s, r in zip(seeds, runs) if r["low_bit"] is None]}
+        for role in ("teacher", "pretuned_student", "fp32_trial"):
             entry[role] = {split: t_interval([r[role][split] for r in runs]) for split in SPLITS}
-        for key in [k for k in runs[0]["low_bit"] if k.startswith("drop_")] + ["bits_avg", "size_mb"]:
-            entry["low_bit"][key] = t_interval([r["low_bit"][key] for r in runs])
-        entry["size_x_fp32"] = t_interval([r["size_x_fp32"] for r in runs])
+        low = [r for r in runs if r["low_bit"] is not None]
+        if low:
+            keys = [*SPLITS, *(k for k in low[0]["low_bit"] if k.startswith("drop_")), "bits_avg", "size_mb"]
+            entry["low_bit"] = {key: t_interval([r["low_bit"][key] for r in low]) for key in keys}
+            entry["size_x_fp32"] = t_interval([r["size_x_fp32"] for r in low])
         out[holdout] = entry
     return out
 
@@ -107,10 +115,16 @@ def table(summary: dict) -> str:
              "bits | drop vs teacher valid / test (%) | drop vs fp32 trial valid / test (%) |",
              "|---|---|---|---|---|---|---|---|"]
     for holdout, e in summary.items():
-        low = e["low_bit"]
-        lines.append(f"| {holdout} | {', '.join(map(str, e['seeds']))} | {cell(e['teacher']['valid'])} / "
-                     f"{cell(e['teacher']['test'])} | {cell(e['fp32_trial']['valid'])} / {cell(e['fp32_trial']['test'])} "
-                     f"| {cell(low['valid'])} / {cell(low['test'])} | {cell(low['bits_avg'], False)} | "
+        seeds = ", ".join(map(str, e["seeds"]))
+        if e["seeds_without_low_bit"]:
+            seeds += f" (nothing at <= 2 bits in {', '.join(map(str, e['seeds_without_low_bit']))})"
+        row = (f"| {holdout} | {seeds} | {cell(e['teacher']['valid'])} / {cell(e['teacher']['test'])} | "
+               f"{cell(e['fp32_trial']['valid'])} / {cell(e['fp32_trial']['test'])} |")
+        low = e.get("low_bit")
+        if low is None:
+            lines.append(row + " none | | | |")
+            continue
+        lines.append(row + f" {cell(low['valid'])} / {cell(low['test'])} | {cell(low['bits_avg'], False)} | "
                      f"{cell(low['drop_vs_teacher_valid'])} / {cell(low['drop_vs_teacher_test'])} | "
                      f"{cell(low['drop_vs_fp32_trial_valid'])} / {cell(low['drop_vs_fp32_trial_test'])} |")
     return "\n".join(lines)

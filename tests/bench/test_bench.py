@@ -132,3 +132,21 @@ def test_headline_previous_runs_read_back_the_keys_it_wrote(tmp_path):
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"runs": {"accents-s2": run, "speakers-s10": run}, "summary": {}}))
     assert previous_runs(old) == {("accents", 2): run, ("speakers", 10): run}
+
+
+def test_headline_names_a_seed_whose_sweep_has_nothing_at_two_bits_and_summarises_the_others(tmp_path):
+    import pandas as pd
+
+    from bench.headline import pick, summarise, table
+
+    wide = _sweep(tmp_path, "s1", (0.9, 0.8), (0.85, 0.8), (0.81, 0.7), (0.95, 0.9))
+    trials = pd.read_parquet(wide / "trials.parquet")
+    trials.loc[trials["trial_id"] == "low", "bits_avg"] = 2.04  # the lowest seed just above 2 bits
+    trials.to_parquet(wide / "trials.parquet")
+    picked = {("speakers", 0): pick(_sweep(tmp_path, "s0", (0.9, 0.8), (0.85, 0.8), (0.81, 0.7), (0.95, 0.9))),
+              ("speakers", 1): pick(wide)}
+    assert picked["speakers", 1]["low_bit"] is None and picked["speakers", 1]["fp32_trial"]["valid"] == 0.85
+    summary = summarise(picked)["speakers"]
+    assert summary["seeds"] == [0, 1] and summary["seeds_without_low_bit"] == [1]
+    assert summary["low_bit"]["valid"]["n"] == 1 and summary["teacher"]["valid"]["n"] == 2
+    assert "(nothing at <= 2 bits in 1)" in table({"speakers": summary})
