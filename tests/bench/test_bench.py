@@ -150,3 +150,19 @@ def test_headline_names_a_seed_whose_sweep_has_nothing_at_two_bits_and_summarise
     assert summary["seeds"] == [0, 1] and summary["seeds_without_low_bit"] == [1]
     assert summary["low_bit"]["valid"]["n"] == 1 and summary["teacher"]["valid"]["n"] == 2
     assert "(nothing at <= 2 bits in 1)" in table({"speakers": summary})
+
+
+def test_every_bench_with_a_main_runs_it_under_python_m():
+    # bench.ceiling once had no __main__ guard: `python -m bench.ceiling` exited 0 having run nothing
+    import ast
+    from pathlib import Path
+
+    missing = []
+    for path in sorted((Path(__file__).parents[2] / "bench").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
+        guarded = any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) and "main()" in ast.unparse(n)
+                      for n in tree.body)
+        if has_main and not guarded:
+            missing.append(path.name)
+    assert missing == []
