@@ -62,32 +62,6 @@ def pytest_unconfigure(config) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
-# The heaviest tests (a real sweep or a real training each, about 50-180 s on this machine), in two
-# lists of about equal time, one for each xdist worker. They only order the suite; they select nothing.
-HEAVY = (("test_the_budgeted_smoke_sweep", "test_the_documented_commands_run_a_two_node_sweep",
-          "test_one_sweep_on_an_fsc_directory", "test_the_paper_space_smoke_learns_on_cpu"),
-         ("test_stop_signals_save_the_state", "test_a_killed_worker_is_retried", "test_soak_diverging",
-          "test_the_sensitivity_command_reports"))
-CACHE_FIXTURES = {"smoke_cache", "smoke_config", "prepared", "smoke_sweep"}
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Order for two worksteal workers, which start on the first and the second half of the list and
-    steal from the end of each other's: each half begins with its heavy tests, so that neither worker
-    runs them back to back at the end. The second half runs tests that need no model cache first, while
-    the first worker's smoke sweep builds that cache."""
-    heavy = [[i for name in names for i in items if i.name.startswith(name)] for names in HEAVY]
-    rest = [i for i in items if not any(i in h for h in heavy)]
-    free = [i for i in rest if not CACHE_FIXTURES & set(i.fixturenames)]
-    cached = [i for i in rest if i not in free]
-    half = len(items) // 2  # what xdist's worksteal hands the first worker
-    head = len(free) // 3  # about the time the first worker takes to build the model cache
-    second_head = free[:head] + heavy[1]
-    others = cached + free[head:]
-    fill = half - len(heavy[0])
-    items[:] = heavy[0] + others[:fill] + second_head + others[fill:]
-
-
 def shared_dir(tmp_path_factory, name: str) -> Path:
     """A directory every xdist worker of this test session sees (the session's own without xdist)."""
     root = tmp_path_factory.getbasetemp()
