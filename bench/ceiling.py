@@ -82,9 +82,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r["gmacs"] for r in rows], [100 * r["valid"] for r in rows], "o")
-    for r in rows:
+    for i, r in enumerate(sorted(rows, key=lambda r: r["gmacs"])):  # alternate above and below: neighbours stay legible
         ax.annotate(f"{r['shape']} ({r['epochs']} ep)", (r["gmacs"], 100 * r["valid"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+                    xytext=(4, 5 if i % 2 == 0 else -11), textcoords="offset points")
     teacher = 100 * rows[0]["teacher_valid"]
     ax.axhline(teacher, ls="--", c="gray")
     ax.axhline(0.9 * teacher, ls=":", c="gray")
