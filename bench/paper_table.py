@@ -35,7 +35,7 @@ from quads_search.config import SweepConfig
 from quads_search.core.allocation import exact
 from quads_search.core.prepare import Prepared, prepare
 from quads_search.core.run import QuadsRun
-from quads_search.log import show_progress
+from quads_search.log import LOGGER, show_progress
 from quads_search.metrics import relative_drop
 from quads_search.sweep.seeding import bit_groups, group_options
 from quads_search.core.sensitivity import sensitivity
@@ -153,7 +153,7 @@ def main() -> None:
     config = build_config(args.cache_dir, args.smoke, args.max_train_clips)
     show_progress("stderr")
     prepared = prepare(config.run_config())
-    logging.getLogger("quads_search").setLevel(logging.WARNING)  # the rows report themselves below
+    LOGGER.setLevel(logging.WARNING)  # the rows report themselves below
     mixed = mixed_allocations(config, prepared)
     names = [str(b) for b in UNIFORM] + list(mixed)
     names = [n for n in names if n in SMOKE_ROWS] if args.smoke else names

@@ -123,15 +123,20 @@ def smoke_guard_log(tmp_path_factory) -> Path:
     return shared_dir(tmp_path_factory, "smoke-sweep") / "unpickle-guard.log"
 
 
+def uniform_size(config, bits: int) -> float:
+    """The planned packed size (MiB) of `config`'s student with every quantizable tensor at `bits`."""
+    from quads_search.core.planned import planned_costs
+    from quads_search.sweep.params import apply_params
+
+    return planned_costs(apply_params(config.run_config(), {"reference_bits": bits}), SMOKE_CLASSES)["size_mb"]
+
+
 def smoke_budget_mb() -> float:
     """The shared smoke sweep's `search.budget.size_mb`: the uniform 2-bit student's planned size. The fp32
     reference runs over it (marked as over) and few of the sampler's draws fit, so some are rejected."""
-    from quads_search.core.planned import planned_costs
-    from quads_search.sweep.params import apply_params
     from quads_search.sweep.space import load_sweep
 
-    two_bits = apply_params(load_sweep(SPACE, smoke=True).run_config(), {"reference_bits": 2})
-    return planned_costs(two_bits, SMOKE_CLASSES)["size_mb"]
+    return uniform_size(load_sweep(SPACE, smoke=True), 2)
 
 
 @pytest.fixture(scope="session")

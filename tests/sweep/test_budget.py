@@ -35,7 +35,7 @@ from quads_search.sweep.params import apply_params, distributions
 from quads_search.sweep.references import reference_trials
 from quads_search.sweep.samplers import make_sampler
 from quads_search.sweep.space import load_sweep
-from tests.conftest import SMOKE_CLASSES, SPACE, smoke_budget_mb
+from tests.conftest import SMOKE_CLASSES, SPACE, smoke_budget_mb, uniform_size
 from tests.runner import run_cli
 from tests.sweep.common import study_trials
 
@@ -45,10 +45,6 @@ CLASSES = SMOKE_CLASSES
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     return load_sweep(SPACE, [f"cache_dir={tmp_path_factory.mktemp('cache')}"], smoke=True)
-
-
-def uniform_size(config, bits: int) -> float:
-    return planned_costs(apply_params(config.run_config(), {"reference_bits": bits}), CLASSES)["size_mb"]
 
 
 def study(config, sampler: str, seed: int = 0):
