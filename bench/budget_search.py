@@ -2,7 +2,7 @@
 
 Run from the repository root:
     python -m bench.budget_search [--quick] [--trials N] [--seeds N] [--seeded N] [--bits 1.5 2 3] [--workers N]
-                                  [--cache-dir DIR] [--reanalyse JSON] [--wallclock JSON]   (CPU)
+                                  [--cache-dir DIR] [--reanalyse JSON...] [--wallclock JSON]   (CPU)
 
 The shipped default space (search_spaces/mixed_precision.yaml) under its smoke settings (small
 corpus, one distill + one quantize epoch, batch 16: seconds a trial), in-process: Optuna
@@ -58,7 +58,7 @@ from quads_search.pareto.front import hypervolume_2d
 from quads_search.quant.bits import VALID_BITS
 from quads_search.quant.size import MIB
 from quads_search.results import TrialStatus
-from quads_search.core.planned import planned_costs
+from quads_search.core.planned import planned_costs, uniform_size_mb
 from quads_search.sweep.budget import BudgetCheck, ask_within_budget, trial_params
 from quads_search.sweep.seeding import make_plan, seeded_trials
 from quads_search.sweep.params import REFERENCE_BITS_KEY, apply_params, distributions
@@ -167,17 +167,13 @@ def run_study(config: SweepConfig, spec: Study, memo: dict[str, dict]) -> dict:
 
 
 # -- budgets ---------------------------------------------------------------------------------------
-def uniform_size(config: SweepConfig, bits: int, classes: int) -> float:
-    return planned_costs(apply_params(config.run_config(), {REFERENCE_BITS_KEY: bits}), classes)["size_mb"]
-
-
 def budget_size(config: SweepConfig, bits: float, classes: int) -> float:
     """What every quantizable weight at `bits` weighs (linear between the neighbouring integer widths)."""
-    low, high = math.floor(bits), math.ceil(bits)
+    run, low, high = config.run_config(), math.floor(bits), math.ceil(bits)
     if low == high:
-        return uniform_size(config, low, classes)
+        return uniform_size_mb(run, low, classes)
     share = bits - low
-    return (1 - share) * uniform_size(config, low, classes) + share * uniform_size(config, high, classes)
+    return (1 - share) * uniform_size_mb(run, low, classes) + share * uniform_size_mb(run, high, classes)
 
 
 def make_budgets(config: SweepConfig, prepared: Prepared, bits: list[float], seeds: int) -> list[Budget]:
@@ -185,7 +181,7 @@ def make_budgets(config: SweepConfig, prepared: Prepared, bits: list[float], see
     classes, out = len(prepared.data.intents), []
     for b in bits:
         size = budget_size(config, b, classes)
-        uniform = max(w for w in VALID_BITS if w <= 8 and uniform_size(config, w, classes) <= size)
+        uniform = max(w for w in VALID_BITS if w <= 8 and uniform_size_mb(config.run_config(), w, classes) <= size)
         plan = make_plan(config, prepared, seeds, max_bytes=int(size * MIB))
         knapsack = exact(plan.options, int(size * MIB) - plan.fixed)
         if knapsack is None:
@@ -288,6 +284,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(outputs: list[dict]) -> tuple[dict, list[dict], list[dict], float]:
+    """Outputs of this bench run one budget at a time, as one: same settings and reference, distinct budgets."""
+    first = outputs[0]
+    same = ("trials", "seeds", "seeded_allocations", "methods", "space")
+    for other in outputs[1:]:
+        if other["reference_mb"] != first["reference_mb"] or any(
+                other["settings"][k] != first["settings"][k] for k in same):
+            raise SystemExit("--reanalyse: the outputs differ in their settings or reference size; they cannot merge")
+    budgets = [b for out in outputs for b in out["budgets"]]
+    if len({b["bits"] for b in budgets}) < len(budgets):
+        raise SystemExit("--reanalyse: two outputs hold the same budget")
+    settings = {**first["settings"], "pieces": len(outputs),
+                "wall_clock_s": round(sum(out["settings"]["wall_clock_s"] for out in outputs), 1),
+                "fixed_trials": sum(out["settings"]["fixed_trials"] for out in outputs)}
+    studies = [study for out in outputs for study in out["studies"]]
+    return settings, studies, sorted(budgets, key=lambda b: b["bits"]), first["reference_mb"]
+
+
 # -- measuring -------------------------------------------------------------------------------------
 def measure(args: argparse.Namespace, config: SweepConfig) -> tuple[dict, list[dict], list[Budget], float]:
     start = time.perf_counter()
@@ -319,16 +333,14 @@ def main() -> None:
     parser.add_argument("--bits", type=float, nargs="+", default=[1.5, 2.0, 3.0], help="budgets, in average bits")
     parser.add_argument("--workers", type=int, default=2, help="studies at once, one thread each")
     parser.add_argument("--cache-dir", default="~/.cache/quads-search")
-    parser.add_argument("--reanalyse", type=Path, metavar="JSON", help="run nothing: redo the analysis of an "
-                                                                       "earlier output of this bench")
+    parser.add_argument("--reanalyse", type=Path, nargs="+", metavar="JSON", help="run nothing: redo the analysis "
+                        "of earlier outputs of this bench (several: runs of distinct --bits, merged)")
     parser.add_argument("--wallclock", type=Path, metavar="JSON", help="also: the log-size hypervolume of a "
                                                                        "bench.search_wallclock output")
     args = parser.parse_args()
     show_progress("stderr")
     if args.reanalyse:
-        earlier = json.loads(args.reanalyse.read_text())
-        settings, studies, budgets, reference_mb = (earlier["settings"], earlier["studies"], earlier["budgets"],
-                                                    earlier["reference_mb"])
+        settings, studies, budgets, reference_mb = merge([json.loads(p.read_text()) for p in args.reanalyse])
     else:
         config = space_config("mixed_precision", args.cache_dir, smoke=True)
         args.trials = args.trials or (4 if args.quick else 12)

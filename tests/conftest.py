@@ -125,10 +125,9 @@ def smoke_guard_log(tmp_path_factory) -> Path:
 
 def uniform_size(config, bits: int) -> float:
     """The planned packed size (MiB) of `config`'s student with every quantizable tensor at `bits`."""
-    from quads_search.core.planned import planned_costs
-    from quads_search.sweep.params import apply_params
+    from quads_search.core.planned import uniform_size_mb
 
-    return planned_costs(apply_params(config.run_config(), {"reference_bits": bits}), SMOKE_CLASSES)["size_mb"]
+    return uniform_size_mb(config.run_config(), bits, SMOKE_CLASSES)
 
 
 def smoke_budget_mb() -> float:

@@ -51,3 +51,10 @@ def planned_size_mb(cfg: RunConfig, num_classes: int) -> float:
     """Packed size (MiB) of `cfg`'s student with a `num_classes`-way head at `cfg.quantization`'s bits."""
     model = meta_model(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
     return size_report(model, planned_bits(cfg, model), cfg.quantization.method)["size_mb"]
+
+
+def uniform_size_mb(cfg: RunConfig, bits: int, num_classes: int) -> float:
+    """Packed size (MiB) of `cfg`'s student with every quantizable weight at `bits`: the yardstick that turns
+    a budget stated in average bits into bytes."""
+    model = meta_model(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
+    return size_report(model, resolve_bits(quantizable_weights(model), bits, {}), cfg.quantization.method)["size_mb"]

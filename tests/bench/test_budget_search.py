@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.budget_search import analyse, budget_size, chosen, log_hypervolume, markdown, uniform_size
+from bench.budget_search import analyse, budget_size, chosen, log_hypervolume, markdown, merge
+from quads_search.core.planned import uniform_size_mb
 from quads_search.sweep.space import load_sweep
 from tests.conftest import SPACE
 
@@ -58,7 +59,25 @@ def test_methods_are_paired_with_the_knapsack_by_seed_and_test_is_the_chosen_tri
 
 def test_a_budget_of_b_bits_weighs_the_student_at_b_bits_interpolated_between_widths(tmp_path):
     config = load_sweep(SPACE, [f"cache_dir={tmp_path}"], smoke=True)
-    two, three = uniform_size(config, 2, 31), uniform_size(config, 3, 31)
+    run = config.run_config()
+    two, three = uniform_size_mb(run, 2, 31), uniform_size_mb(run, 3, 31)
     assert budget_size(config, 2.0, 31) == two and budget_size(config, 3.0, 31) == three
     assert budget_size(config, 2.5, 31) == pytest.approx((two + three) / 2)
-    assert uniform_size(config, 1, 31) < budget_size(config, 1.5, 31) < two
+    assert uniform_size_mb(run, 1, 31) < budget_size(config, 1.5, 31) < two
+
+
+def test_runs_of_distinct_budgets_merge_into_one_analysis_and_nothing_else_merges():
+    def output(bits, wall_s, trials=12):
+        settings = {"trials": trials, "seeds": 3, "seeded_allocations": 4, "methods": ["tpe"], "space": "s",
+                    "wall_clock_s": wall_s, "fixed_trials": 2}
+        return {"settings": settings, "reference_mb": 0.5, "budgets": [{"bits": bits, "size_mb": bits / 50}],
+                "studies": [{"method": "tpe", "seed": 0, "bits": bits, "trials": [row(0.5, bits / 60)]}]}
+
+    settings, studies, budgets, reference_mb = merge([output(3.0, 10.0), output(1.5, 5.0)])
+    assert [b["bits"] for b in budgets] == [1.5, 3.0] and len(studies) == 2 and reference_mb == 0.5
+    assert settings["wall_clock_s"] == 15.0 and settings["fixed_trials"] == 4 and settings["pieces"] == 2
+    assert set(analyse(studies, budgets, reference_mb)) == {"1.5", "3.0"}
+    with pytest.raises(SystemExit, match="same budget"):
+        merge([output(2.0, 1.0), output(2.0, 1.0)])
+    with pytest.raises(SystemExit, match="settings"):
+        merge([output(2.0, 1.0), output(3.0, 1.0, trials=4)])
