@@ -6,6 +6,7 @@ Run from the repository root:
                              [--holdouts speakers accents] [--out JSON]   (CPU: ~17 min per sweep)
     python -m bench.headline --results-dir DIR --reanalyse [--out JSON]
     python -m bench.headline ... --previous OLD.json   (sweeps of an earlier machine, kept as picked)
+    python -m bench.headline ... --set search.sampler=tpe   (overrides passed to every sweep)
 
 Each (holdout, seed) runs the real main job, `quads-search run search_spaces/mixed_precision.yaml`
 with `training.seed` and `dataset.holdout` set (the seed re-pre-tunes teacher head and student),
@@ -42,13 +43,14 @@ def sweep_dir(results_dir: Path, holdout: str, seed: int) -> Path:
     return results_dir / f"{holdout}-s{seed}"
 
 
-def run_sweep(results_dir: Path, cache_dir: str, holdout: str, seed: int) -> None:
+def run_sweep(results_dir: Path, cache_dir: str, holdout: str, seed: int, overrides: list[str]) -> None:
     """The main job as a user runs it, at one training seed and holdout (skipped if already finished)."""
     out = sweep_dir(results_dir, holdout, seed)
     if (out / "mixed_precision" / TRIALS_FILE).is_file() and (out / "done").is_file():
         return
     command = ["quads-search", "run", str(SPACE), "--results-dir", str(out), "--set", f"cache_dir={cache_dir}",
-               "--set", f"training.seed={seed}", "--set", f"dataset.holdout={holdout}"]
+               "--set", f"training.seed={seed}", "--set", f"dataset.holdout={holdout}",
+               *[arg for override in overrides for arg in ("--set", override)]]
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     subprocess.run(command, check=True)
     (out / "done").write_text("\n")
@@ -140,6 +142,8 @@ def main() -> None:
     parser.add_argument("--reanalyse", action="store_true", help="read finished sweeps only, run nothing")
     parser.add_argument("--previous", type=Path, help="an earlier --out: its runs fill the pairs not on disk")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every sweep (as `quads-search run --set`)")
     args = parser.parse_args()
     if not args.reanalyse and not args.cache_dir:
         parser.error("--cache-dir is required unless --reanalyse")
@@ -147,7 +151,7 @@ def main() -> None:
     for seed in args.seeds:  # seed by seed, so that a cut-short run still has both splits
         for holdout in args.holdouts:
             if not args.reanalyse:
-                run_sweep(args.results_dir, args.cache_dir, holdout, seed)
+                run_sweep(args.results_dir, args.cache_dir, holdout, seed, args.overrides)
             experiment = sweep_dir(args.results_dir, holdout, seed) / "mixed_precision"
             if (experiment / TRIALS_FILE).is_file():
                 picked[holdout, seed] = pick(experiment)

@@ -134,6 +134,23 @@ def test_headline_previous_runs_read_back_the_keys_it_wrote(tmp_path):
     assert previous_runs(old) == {("accents", 2): run, ("speakers", 10): run}
 
 
+def test_headline_passes_its_overrides_to_every_sweep_it_runs(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench import headline
+
+    commands = []
+
+    def fake_run(command, check):  # the sweep `quads-search run` would make
+        commands.append(command)
+        (tmp_path / "accents-s1").mkdir()
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    headline.run_sweep(tmp_path, "CACHE", "accents", 1, ["search.sampler=tpe"])
+    assert commands[0][-2:] == ["--set", "search.sampler=tpe"]
+    assert "dataset.holdout=accents" in commands[0] and (tmp_path / "accents-s1" / "done").is_file()
+
+
 def test_headline_names_a_seed_whose_sweep_has_nothing_at_two_bits_and_summarises_the_others(tmp_path):
     import pandas as pd
 
