@@ -178,10 +178,10 @@ def budget_size(config: SweepConfig, bits: float, classes: int) -> float:
 
 def make_budgets(config: SweepConfig, prepared: Prepared, bits: list[float], seeds: int) -> list[Budget]:
     """Each budget with its uniform width, knapsack allocation and (seeds) seeded allocations."""
-    classes, out = len(prepared.data.intents), []
+    classes, run, out = len(prepared.data.intents), config.run_config(), []
     for b in bits:
         size = budget_size(config, b, classes)
-        uniform = max(w for w in VALID_BITS if w <= 8 and uniform_size_mb(config.run_config(), w, classes) <= size)
+        uniform = max(w for w in VALID_BITS if w <= 8 and uniform_size_mb(run, w, classes) <= size)
         plan = make_plan(config, prepared, seeds, max_bytes=int(size * MIB))
         knapsack = exact(plan.options, int(size * MIB) - plan.fixed)
         if knapsack is None:
