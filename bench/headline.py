@@ -6,7 +6,7 @@ Run from the repository root:
                              [--holdouts speakers accents] [--out JSON]   (CPU: ~17 min per sweep)
     python -m bench.headline --results-dir DIR --reanalyse [--out JSON]
     python -m bench.headline ... --previous OLD.json   (sweeps of an earlier machine, kept as picked)
-    python -m bench.headline ... --set search.sampler=tpe   (overrides passed to every sweep)
+    python -m bench.headline ... --set search.sampler=random   (overrides passed to every sweep)
 
 Each (holdout, seed) runs the real main job, `quads-search run search_spaces/mixed_precision.yaml`
 with `training.seed` and `dataset.holdout` set (the seed re-pre-tunes teacher head and student),

@@ -296,7 +296,7 @@ class SearchConfig:
     objectives: dict[str, Literal["max", "min"]] = field(
         default_factory=lambda: {"valid_accuracy": "max", "size_mb": "min"})
     constraints: dict[str, float] = field(default_factory=dict)  # metric -> upper bound
-    sampler: Literal["tpe", "nsga2", "gp", "random"] = "random"
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
     num_samples: int = 14
     max_concurrent: int = 2
     seed: int = 0
