@@ -38,23 +38,27 @@ def planned_bits(cfg: RunConfig, model: SLUModel) -> dict[str, int]:
     return resolve_bits(quantizable_weights(model), bits["default"], {k: v for k, v in bits.items() if k != "default"})
 
 
+def _student(cfg: RunConfig, num_classes: int) -> SLUModel:
+    """`cfg`'s student with a `num_classes`-way head, on the meta device."""
+    return meta_model(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
+
+
 def planned_costs(cfg: RunConfig, num_classes: int) -> dict[str, float]:
     """`size_mb`, `bits_avg` and `gmacs` of `cfg`'s trained student, as its final report will give them."""
-    frames = frames_for(cfg.dataset.seconds)
-    model = meta_model(cfg.student, frames, cfg.cache_dir, num_classes)
+    model = _student(cfg, num_classes)
     sizes = size_report(model, planned_bits(cfg, model), cfg.quantization.method)
     return {"size_mb": sizes["size_mb"], "bits_avg": sizes["bits_avg"],
-            "gmacs": _gmacs(cfg.student, frames, cfg.cache_dir, num_classes)}
+            "gmacs": _gmacs(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)}
 
 
 def planned_size_mb(cfg: RunConfig, num_classes: int) -> float:
     """Packed size (MiB) of `cfg`'s student with a `num_classes`-way head at `cfg.quantization`'s bits."""
-    model = meta_model(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
+    model = _student(cfg, num_classes)
     return size_report(model, planned_bits(cfg, model), cfg.quantization.method)["size_mb"]
 
 
 def uniform_size_mb(cfg: RunConfig, bits: int, num_classes: int) -> float:
     """Packed size (MiB) of `cfg`'s student with every quantizable weight at `bits`: the yardstick that turns
     a budget stated in average bits into bytes."""
-    model = meta_model(cfg.student, frames_for(cfg.dataset.seconds), cfg.cache_dir, num_classes)
+    model = _student(cfg, num_classes)
     return size_report(model, resolve_bits(quantizable_weights(model), bits, {}), cfg.quantization.method)["size_mb"]
