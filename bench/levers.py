@@ -51,6 +51,8 @@ LEVERS: dict[str, tuple[str, ...]] = {
                       "student.pretune.kd=0.5"),
     "pretune-kd0.8": ("student.pretune.lr=3e-3", "student.pretune.head_lr=3e-3", "student.pretune.warmup=1",
                       "student.pretune.kd=0.8"),
+    "pooling-max": ("student.pooling=max", "teacher.pooling=mean"),
+    "pooling-max-both": ("student.pooling=max", "teacher.pooling=max"),
     "trial-kd0.5": ("training.kd=0.5",),
     "quantize-lr0.01": (_cycles(0.01),),
     "quantize-lr0.02": (_cycles(0.02),),

@@ -11,13 +11,15 @@ import builtins
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 from quads_search.metrics import METRIC_NAMES, METRICS
 from quads_search.config.units import VALID_BITS, frames_for
 
 StageKind = Literal["pretune", "distill", "quantize", "joint"]
 # Named schedules; `core.schedule.SCHEDULE_PRESETS` defines each (and checks it defines exactly these).
+Pooling = Literal["mean", "max"]  # over time, to the embedding z the intent head reads
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 SchedulePreset = Literal["quads", "authors", "authors_recluster", "sequential", "ptq", "joint"]
 
 
@@ -121,6 +123,7 @@ class ModelConfig:
     heads: int = 4
     ffn: int = 256
     dropout: float = 0.0
+    pooling: Pooling = "mean"
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -179,6 +182,7 @@ class TeacherConfig(ModelConfig):
 class StudentConfig(ModelConfig):
     """The student Φ that gets distilled and quantized."""
 
+    pooling: Pooling = "max"  # docs/decisions.md: student pooling
     pretune: PretuneConfig = field(default_factory=lambda: PretuneConfig(lr=3e-3, head_lr=3e-3, warmup=1, kd=0.5))
 
 

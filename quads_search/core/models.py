@@ -1,6 +1,6 @@
 """Whisper-encoder intent classifiers: the teacher Ω and the student Φ share this module.
 
-A model is a transformers `WhisperEncoder`, mean-pooled over time to one embedding z,
+A model is a transformers `WhisperEncoder`, pooled over time (mean, or max) to one embedding z,
 plus a linear intent head. It comes from a pretrained id or local path, a preset with
 Whisper's published shape, or an explicit shape (randomly initialised).
 """
@@ -15,6 +15,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoi
 from transformers.utils import logging as transformers_logging
 
 from quads_search.config import ModelConfig, RunConfig
+from quads_search.config.schema import POOLINGS
 from quads_search.data.features import N_MELS
 from quads_search.errors import UserError
 from quads_search.whisper.resolve import load_options, resolve_pretrained
@@ -50,16 +51,23 @@ def encoder_arch(cfg: ModelConfig, frames: int, cache_dir: str | Path = RunConfi
                     decoder_layers=1, decoder_attention_heads=heads, decoder_ffn_dim=ffn,
                     dropout=cfg.dropout, num_mel_bins=N_MELS)
     arch["max_source_positions"] = frames // 2
+    arch["pooling"] = cfg.pooling
     return arch
 
 
 class SLUModel(nn.Module):
-    """Whisper encoder -> mean over time -> linear intent head."""
+    """Whisper encoder -> mean or max over time -> linear intent head.
+
+    `arch` is a WhisperConfig's dict plus `pooling` (absent in models saved before it: mean)."""
 
     def __init__(self, arch: dict, num_classes: int):
         super().__init__()
         self.arch = dict(arch)
-        self.encoder = WhisperEncoder(WhisperConfig(**arch))
+        self.pooling = self.arch.get("pooling", "mean")
+        if self.pooling not in POOLINGS:
+            raise UserError(f"arch pooling={self.pooling!r}: unknown; known: {list(POOLINGS)}")
+        whisper = {k: v for k, v in self.arch.items() if k != "pooling"}
+        self.encoder = WhisperEncoder(WhisperConfig(**whisper))
         self.head = nn.Linear(self.encoder.config.d_model, num_classes)
 
     @property
@@ -71,8 +79,11 @@ class SLUModel(nn.Module):
         return self.head.out_features
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """z: the encoder's output averaged over time, [batch, d_model]."""
-        return self.encoder(features).last_hidden_state.mean(dim=1)
+        """z: the encoder's output pooled over time, [batch, d_model]. Max keeps a short cue (the
+        "de" of deactivate, the "in" of increase) at full strength where the mean dilutes it over
+        the clip (docs/decisions.md: student pooling)."""
+        hidden = self.encoder(features).last_hidden_state
+        return hidden.amax(dim=1) if self.pooling == "max" else hidden.mean(dim=1)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(intent logits, embedding z)."""

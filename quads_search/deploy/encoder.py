@@ -3,8 +3,8 @@
 The same computation as `core.models.SLUModel` over transformers' `WhisperEncoder`: conv1
 (k 3, pad 1), GELU, conv2 (k 3, stride 2, pad 1), GELU, + sinusoidal positions, pre-LN
 layers (LayerNorm, multi-head self-attention with the query scaled by head_dim^-0.5 before
-QK^T, residual; LayerNorm, fc1, GELU, fc2, residual), final LayerNorm, mean over time,
-linear head. Linear layers are Gemm with transB. GELU is the exact (erf) one, written out
+QK^T, residual; LayerNorm, fc1, GELU, fc2, residual), final LayerNorm, mean or max over time
+(`arch["pooling"]`, mean where absent), linear head. Linear layers are Gemm with transB. GELU is the exact (erf) one, written out
 since the Gelu operator needs opset 20; ONNX Runtime fuses the pattern back into one kernel. The positions are computed in-graph
 (as `sinusoids` does, in float32) rather than stored: the packed file does not store them either.
 """
@@ -30,7 +30,8 @@ def slu_graph(g: Graph, w: Weights, arch: dict, features: str) -> str:
     for i in range(int(arch["encoder_layers"])):
         x = encoder_layer(g, w, f"encoder.layers.{i}", x, rows, heads, d_model)
     x = layer_norm(g, w, "encoder.layer_norm", x)
-    z = g.op("ReduceMean", x, g.const([1]), keepdims=0)  # [batch, d_model]
+    pool = "ReduceMax" if arch.get("pooling", "mean") == "max" else "ReduceMean"
+    z = g.op(pool, x, g.const([1]), keepdims=0)  # [batch, d_model]
     return linear(g, w, "head", z)
 
 

@@ -4,7 +4,7 @@ import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from quads_search.config import ModelConfig
-from quads_search.core.models import build_model
+from quads_search.core.models import build_model, model_from_arch
 from quads_search.errors import UserError
 
 
@@ -33,3 +33,31 @@ def test_a_128_mel_checkpoint_is_refused_clearly(tmp_path):
     save_whisper(tmp_path, n_mels=128)
     with pytest.raises(UserError, match="128 mel bins"):
         build_model(ModelConfig(pretrained=str(tmp_path)), 7, 300)
+
+
+def test_pooling_max_takes_each_channels_peak_over_time_and_survives_a_rebuild():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(pooling="max"), 5, 300).eval()
+    features = torch.randn(3, 80, 300)
+    with torch.no_grad():
+        hidden = model.encoder(features).last_hidden_state
+        logits, z = model(features)
+        assert torch.equal(z, hidden.amax(dim=1)) and not torch.allclose(z, hidden.mean(dim=1))
+        rebuilt = model_from_arch(model.arch, 5).eval()
+        rebuilt.load_state_dict(model.state_dict())
+        assert torch.equal(rebuilt(features)[0], logits)
+
+
+def test_an_arch_saved_before_pooling_was_named_pools_by_the_mean():
+    torch.manual_seed(0)
+    arch = {k: v for k, v in build_model(ModelConfig(), 5, 300).arch.items() if k != "pooling"}
+    model = model_from_arch(arch, 5).eval()
+    features = torch.randn(2, 80, 300)
+    with torch.no_grad():
+        assert torch.equal(model(features)[1], model.encoder(features).last_hidden_state.mean(dim=1))
+
+
+def test_an_unknown_pooling_in_a_saved_arch_is_refused():
+    arch = dict(build_model(ModelConfig(), 5, 300).arch, pooling="median")
+    with pytest.raises(UserError, match="pooling='median'"):
+        model_from_arch(arch, 5)

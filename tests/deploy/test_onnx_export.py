@@ -74,16 +74,16 @@ def test_in_graph_dequantization_is_bit_exact_at_every_width(bits, method):
         assert np.array_equal(_run_graph(g, value, fold), item.dequantize().numpy())
 
 
-def _mixed_model(tmp_path: Path, method: str) -> tuple[Path, float]:
+def _mixed_model(tmp_path: Path, method: str, arch: dict = ARCH) -> tuple[Path, float]:
     """A randomly initialised default-shaped student, post-training quantized at MIXED, saved packed."""
     torch.manual_seed(0)
-    model = model_from_arch(ARCH, 31).eval()
+    model = model_from_arch(arch, 31).eval()
     quantizer = make_quantizer(model, QuantizationConfig(method=method, bits=MIXED))
     quantizer.attach()
     assert sorted(set(quantizer.bits.values())) == [1, 2, 3, 4, 5, 6, 7, 8, 16, 32]
     path = tmp_path / f"{method}.safetensors"
     size_mb = size_report(model, quantizer.bits, method)["size_mb"]
-    save_packed(model, quantizer, path, {"arch": ARCH, "num_classes": 31, "intents": [f"i{i}" for i in range(31)],
+    save_packed(model, quantizer, path, {"arch": arch, "num_classes": 31, "intents": [f"i{i}" for i in range(31)],
                                          "config": {}, "metrics": {"size_mb": size_mb}})
     return path, size_mb
 
@@ -105,6 +105,18 @@ def test_export_of_a_mixed_1_to_8_bit_model_matches_load_packed(tmp_path, method
     assert report["bytes"] == file_bytes and report["opset"] == OPSET
     assert packed_bytes <= report["initializer_bytes"] <= 1.01 * packed_bytes  # weights at their packed size
     assert file_bytes <= 1.10 * packed_bytes + graph_budget(ARCH["encoder_layers"]) + report["metadata_bytes"]
+
+
+def test_a_max_pooling_student_exports_with_the_logits_load_packed_gives(tmp_path):
+    path, _ = _mixed_model(tmp_path, "kmeans", dict(ARCH, pooling="max"))
+    report = export_onnx(path, tmp_path / "model.onnx")
+    model, _ = load_packed(path)
+    assert model.pooling == "max"
+    features = torch.randn(4, 80, 300, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = model(features)[0].numpy()
+    logits = run_logits(open_session(report["path"], threads=1), features.numpy())
+    assert np.abs(logits - expected).max() < 1e-4
 
 
 def test_fp16_tensors_stay_fp16_in_the_file_and_packed_codes_stay_uint8(tmp_path):
