@@ -79,9 +79,10 @@ class SLUModel(nn.Module):
         return self.head.out_features
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """z: the encoder's output pooled over time, [batch, d_model]. Max keeps a short cue (the
-        "de" of deactivate, the "in" of increase) at full strength where the mean dilutes it over
-        the clip (docs/decisions.md: student pooling)."""
+        """z: the encoder's output pooled over time, [batch, d_model]. Max was chosen for the student
+        because a short cue (the "de" of deactivate, the "in" of increase) can keep its full strength
+        there, where the mean dilutes it over the clip: a hypothesis from its errors, and a gain on
+        validation (docs/decisions.md: student pooling)."""
         hidden = self.encoder(features).last_hidden_state
         return hidden.amax(dim=1) if self.pooling == "max" else hidden.mean(dim=1)
 
