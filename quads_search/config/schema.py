@@ -17,9 +17,16 @@ from quads_search.metrics import METRIC_NAMES, METRICS
 from quads_search.config.units import VALID_BITS, frames_for
 
 StageKind = Literal["pretune", "distill", "quantize", "joint"]
-# Named schedules; `core.schedule.SCHEDULE_PRESETS` defines each (and checks it defines exactly these).
 Pooling = Literal["mean", "max"]  # over time, to the embedding z the intent head reads
 POOLINGS: tuple[str, ...] = get_args(Pooling)
+
+
+def arch_pooling(arch: dict) -> str:
+    """The pooling a saved model's `arch` names; models saved before the key existed pooled by the mean."""
+    return arch.get("pooling", "mean")
+
+
+# Named schedules; `core.schedule.SCHEDULE_PRESETS` defines each (and checks it defines exactly these).
 SchedulePreset = Literal["quads", "authors", "authors_recluster", "sequential", "ptq", "joint"]
 
 

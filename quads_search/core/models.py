@@ -15,7 +15,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoi
 from transformers.utils import logging as transformers_logging
 
 from quads_search.config import ModelConfig, RunConfig
-from quads_search.config.schema import POOLINGS
+from quads_search.config.schema import POOLINGS, arch_pooling
 from quads_search.data.features import N_MELS
 from quads_search.errors import UserError
 from quads_search.whisper.resolve import load_options, resolve_pretrained
@@ -63,7 +63,7 @@ class SLUModel(nn.Module):
     def __init__(self, arch: dict, num_classes: int):
         super().__init__()
         self.arch = dict(arch)
-        self.pooling = self.arch.get("pooling", "mean")
+        self.pooling = arch_pooling(self.arch)
         if self.pooling not in POOLINGS:
             raise UserError(f"arch pooling={self.pooling!r}: unknown; known: {list(POOLINGS)}")
         whisper = {k: v for k, v in self.arch.items() if k != "pooling"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from quads_search.config.schema import arch_pooling
 from quads_search.deploy.graph import Graph
 
 Weights = Callable[[str], "str | None"]  # parameter name -> its float32 value in the graph (None: not stored)
@@ -30,7 +31,7 @@ def slu_graph(g: Graph, w: Weights, arch: dict, features: str) -> str:
     for i in range(int(arch["encoder_layers"])):
         x = encoder_layer(g, w, f"encoder.layers.{i}", x, rows, heads, d_model)
     x = layer_norm(g, w, "encoder.layer_norm", x)
-    pool = "ReduceMax" if arch.get("pooling", "mean") == "max" else "ReduceMean"
+    pool = "ReduceMax" if arch_pooling(arch) == "max" else "ReduceMean"
     z = g.op(pool, x, g.const([1]), keepdims=0)  # [batch, d_model]
     return linear(g, w, "head", z)
 

@@ -25,7 +25,7 @@ from onnx import TensorProto, helper
 from safetensors import SafetensorError, safe_open
 
 from quads_search import __version__
-from quads_search.config.schema import POOLINGS
+from quads_search.config.schema import POOLINGS, arch_pooling
 from quads_search.core.packed_header import packed_header
 from quads_search.deploy.encoder import slu_graph
 from quads_search.deploy.graph import Graph
@@ -89,8 +89,8 @@ def _architecture(packed: str | Path, metadata: dict[str, Any]) -> tuple[dict, i
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{packed}: its metadata has no architecture (arch, num_classes): "
                         "not a trained model") from None
-    if arch.get("pooling", "mean") not in POOLINGS:
-        raise UserError(f"{packed}: pooling {arch['pooling']!r}; the ONNX export writes {list(POOLINGS)} only")
+    if arch_pooling(arch) not in POOLINGS:
+        raise UserError(f"{packed}: pooling {arch_pooling(arch)!r}; the ONNX export writes {list(POOLINGS)} only")
     activation = arch.get("activation_function", SUPPORTED_ACTIVATION)
     if activation != SUPPORTED_ACTIVATION:
         raise UserError(f"{packed}: activation {activation!r}; the ONNX export writes {SUPPORTED_ACTIVATION!r} only")
