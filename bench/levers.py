@@ -53,6 +53,8 @@ LEVERS: dict[str, tuple[str, ...]] = {
                       "student.pretune.kd=0.8"),
     "pooling-max": ("student.pooling=max", "teacher.pooling=mean"),
     "pooling-max-both": ("student.pooling=max", "teacher.pooling=max"),
+    "specaugment": ("dataset.spec_augment=true",),
+    "dropout0.1": ("student.dropout=0.1",),
     "trial-kd0.5": ("training.kd=0.5",),
     "quantize-lr0.01": (_cycles(0.01),),
     "quantize-lr0.02": (_cycles(0.02),),
