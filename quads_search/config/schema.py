@@ -318,6 +318,8 @@ class SearchConfig:
     checkpoint_every_s: float = 60.0  # a stage-end checkpoint only after this long (0: after every stage)
     warm_start: Literal["none", "sensitivity"] = "sensitivity"  # sensitivity: seeded bit allocations after the references
     seeds: int = 4  # size budgets (seeded trials) of warm_start: sensitivity
+    seed_low_bits: float | None = 2.0  # the lowest seed: least Ω at <= this many average bits (null: the lowest
+    #   size slice); 2.0 is where the paper's low-bit claims are judged
     early_stop: EarlyStopConfig | None = None  # null: every trial runs to its end
     budget: BudgetConfig | None = None  # hard bounds checked before training: {size_mb, bits_avg, gmacs}, any subset
 
@@ -340,6 +342,8 @@ class SearchConfig:
                 out.append((name, f"must be >= 1, got {getattr(self, name)}"))
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             out.append(("cpus_per_trial", "cpus must be > 0 and gpus >= 0"))
+        if self.seed_low_bits is not None and not self.seed_low_bits > 0:
+            out.append(("seed_low_bits", f"must be a number > 0 or null, got {self.seed_low_bits}"))
         if self.max_retries < 0:
             out.append(("max_retries", f"must be >= 0, got {self.max_retries}"))
         out += [("references", f"must be bit widths in {list(VALID_BITS)}, got {b}")

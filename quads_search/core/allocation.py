@@ -101,7 +101,7 @@ def spread_budgets(groups: Groups, fixed: int, count: int) -> list[int]:
     Geometric, because widths multiply sizes: evenly spaced bytes put every seed of the default
     space at 3.1-6.3 average bits of its 1.7-8.3, none where the low-bit front is. Slice middles,
     not slice edges: the lowest seed then sits just above the narrowest allocation (the default
-    space: ~2.0 bits, where the paper's bound is judged), not a fifth of the range up, and no seed
+    space: 2.01 bits; `search.seed_low_bits` moves it to <= 2.0), not a fifth of the range up, and no seed
     lands on an end, whose uniform allocations the reference trials already cover.
     """
     _check(groups)

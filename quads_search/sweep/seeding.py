@@ -106,7 +106,10 @@ def capped_budgets(options: dict[str, list[Option]], fixed: int, count: int, max
 
 
 def make_plan(config: SweepConfig, prepared: Prepared, count: int, max_bytes: int | None = None) -> Plan:
-    """Sensitivity (cached), groups and the allocations under `count` budgets (up to `max_bytes`)."""
+    """Sensitivity (cached), groups and the allocations under `count` budgets (up to `max_bytes`).
+
+    With `search.seed_low_bits` the lowest budget is replaced by the least-Ω allocation at that
+    many average bits, where one exists and fits `max_bytes` (`under_average_bits`)."""
     sens = sensitivity(config.run_config(), prepared)
     method = config.quantization.method
     groups, fixed_bits = bit_groups(config, prepared.student)
@@ -118,7 +121,39 @@ def make_plan(config: SweepConfig, prepared: Prepared, count: int, max_bytes: in
         if best is None or quick is None:  # budgets lie inside the range: both always fit
             raise RuntimeError(f"no allocation fits {budget} bytes, inside the range spread_budgets chose")
         budgets.append(Budgeted(budget, best, quick))
+    low_bits = config.search.seed_low_bits
+    lowest = None if low_bits is None else under_average_bits(prepared.student, groups, fixed_bits, sens,
+                                                              options, fixed, low_bits)
+    if budgets and lowest is not None and (max_bytes is None or lowest.budget <= max_bytes):
+        budgets[0] = lowest
+    elif budgets and low_bits is not None:
+        logger.info(f"search.seed_low_bits={low_bits}: no allocation of the space averages that few bits"
+                    + ("" if lowest is None else " within search.budget.size_mb") + "; the lowest seed is the "
+                    f"lowest size budget's, at {budgets[0].budget / MIB:.4f} MiB")
     return Plan(sens, groups, options, fixed, budgets)
+
+
+def under_average_bits(model: nn.Module, groups: list[BitGroup], fixed_bits: dict[str, int], sens: Sensitivity,
+                       options: dict[str, list[Option]], fixed: int, bits_avg: float) -> Budgeted | None:
+    """The least-Ω allocation whose parameter-weighted bits (`size_report`'s `bits_avg`) are at most
+    `bits_avg`, as a budget of its own packed bytes; None if even the narrowest averages more.
+
+    The same knapsack, counting bits (parameters x width) instead of bytes: a byte budget near
+    2 bits can hold an allocation at 2.01 average bits, and 2.0 is where low-bit claims are judged.
+    """
+    params = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    grouped = {t for g in groups for t in g.tensors}
+    fixed_count = sum(count * fixed_bits.get(n, 32) for n, count in params.items() if n not in grouped)
+    counted = {g.name: [Option(b, b * sum(sens.tensors[t].params for t in g.tensors),
+                               sum(sens.tensors[t].omega(b) for t in g.tensors)) for b in g.widths] for g in groups}
+    best = exact(counted, int(bits_avg * sum(params.values())) - fixed_count)
+    if best is None:
+        return None
+    size = sum(o.size for name, width in best.bits.items() for o in options[name] if o.bits == width)
+    quick = greedy(options, size)
+    if quick is None:  # the exact allocation itself fits `size`, so some sequence of moves does
+        raise RuntimeError(f"the greedy allocation found nothing within {size} bytes, which an allocation fits")
+    return Budgeted(fixed + size, Allocation(best.bits, size, best.cost), quick)
 
 
 def seeded_trials(config: SweepConfig, plan: Plan) -> list[Enqueued]:

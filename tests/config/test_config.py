@@ -76,6 +76,8 @@ def test_set_can_build_a_schedule_and_a_regex_override():
     ("training.schedule={cycles: 0}", "training.schedule.cycles (line"),
     ("training.schedule=[{stage: distill, epochs: 0}]", "training.schedule.0.epochs (line"),
     ("dataset.seconds=0.75", "even number of 10 ms frames"),
+    ("search.seed_low_bits=0", "must be a number > 0 or null, got 0.0"),
+    ("search.seed_low_bits=two", "search.seed_low_bits (line"),
 ])
 def test_semantic_errors_name_the_key(override, message):
     with pytest.raises(UserError) as info:
