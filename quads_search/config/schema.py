@@ -198,7 +198,7 @@ class TrainingConfig:
     """The QUADS schedule and loss: L = γ·(α·L_1 + (1−α)·L_GT) + (1−γ)·(L_centroid + L_GT)."""
 
     schedule: Union[SchedulePreset, CycleSchedule, list[StageConfig]] = CycleSchedule(cycles=2, distill=1, quantize=3)
-    alpha: float = 0.01
+    alpha: float = 0.0  # the max-pooled student does better without L_1 to the mean-pooled teacher (docs/decisions.md)
     gamma: float = 0.99
     kd: float = 0.0  # share of L_GT taken by the teacher's soft labels: L_GT = (1 - kd)·CE + kd·T²·KL
     kd_temperature: float = 2.0
