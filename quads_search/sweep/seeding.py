@@ -11,7 +11,9 @@ sensitivity (`core.sensitivity`, summed over each group's tensors) is found exac
 from __future__ import annotations
 
 import logging
+import operator
 from dataclasses import dataclass
+from typing import Callable
 
 from torch import nn
 
@@ -82,15 +84,26 @@ def bit_groups(config: SweepConfig, model: nn.Module) -> tuple[list[BitGroup], d
     return groups, {n: b for n, b in widths.items() if n not in grouped}
 
 
+Measure = Callable[[int, int], int]  # (parameters, bit width) -> what they count towards a budget
+
+
 def fixed_bytes(model: nn.Module, fixed_bits: dict[str, int], grouped: set[str], method: str) -> int:
     """Stored bytes of every trainable parameter outside the groups, as `size_report` counts them."""
-    return sum(stored_bytes(p.numel(), fixed_bits.get(n, 32), method)
-               for n, p in model.named_parameters() if p.requires_grad and n not in grouped)
+    return _fixed(model, fixed_bits, grouped, lambda count, bits: stored_bytes(count, bits, method))
 
 
 def group_options(groups: list[BitGroup], sens: Sensitivity, method: str) -> dict[str, list[Option]]:
     """Per group and width: stored bytes and Ω summed over the group's tensors."""
-    return {g.name: [Option(b, sum(stored_bytes(sens.tensors[t].params, b, method) for t in g.tensors),
+    return _options(groups, sens, lambda count, bits: stored_bytes(count, bits, method))
+
+
+def _fixed(model: nn.Module, fixed_bits: dict[str, int], grouped: set[str], measure: Measure) -> int:
+    return sum(measure(p.numel(), fixed_bits.get(n, 32))
+               for n, p in model.named_parameters() if p.requires_grad and n not in grouped)
+
+
+def _options(groups: list[BitGroup], sens: Sensitivity, measure: Measure) -> dict[str, list[Option]]:
+    return {g.name: [Option(b, sum(measure(sens.tensors[t].params, b) for t in g.tensors),
                             sum(sens.tensors[t].omega(b) for t in g.tensors)) for b in g.widths]
             for g in groups}
 
@@ -141,12 +154,9 @@ def under_average_bits(model: nn.Module, groups: list[BitGroup], fixed_bits: dic
     The same knapsack, counting bits (parameters x width) instead of bytes: a byte budget near
     2 bits can hold an allocation at 2.01 average bits, and 2.0 is where low-bit claims are judged.
     """
-    params = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
-    grouped = {t for g in groups for t in g.tensors}
-    fixed_count = sum(count * fixed_bits.get(n, 32) for n, count in params.items() if n not in grouped)
-    counted = {g.name: [Option(b, b * sum(sens.tensors[t].params for t in g.tensors),
-                               sum(sens.tensors[t].omega(b) for t in g.tensors)) for b in g.widths] for g in groups}
-    best = exact(counted, int(bits_avg * sum(params.values())) - fixed_count)
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    fixed_count = _fixed(model, fixed_bits, {t for g in groups for t in g.tensors}, operator.mul)
+    best = exact(_options(groups, sens, operator.mul), int(bits_avg * total) - fixed_count)
     if best is None:
         return None
     size = sum(o.size for name, width in best.bits.items() for o in options[name] if o.bits == width)
