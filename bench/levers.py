@@ -55,6 +55,8 @@ LEVERS: dict[str, tuple[str, ...]] = {
     "pooling-max-both": ("student.pooling=max", "teacher.pooling=max"),
     "specaugment": ("dataset.spec_augment=true",),
     "dropout0.1": ("student.dropout=0.1",),
+    "pretune-dropout0.1": ("student.pretune.dropout=0.1",),
+    "pretune-dropout0.2": ("student.pretune.dropout=0.2",),
     "trial-kd0.5": ("training.kd=0.5",),
     "quantize-lr0.01": (_cycles(0.01),),
     "quantize-lr0.02": (_cycles(0.02),),

@@ -159,6 +159,7 @@ class PretuneConfig:
     warmup: float = 0.0  # epochs of linear learning-rate warm-up before the cosine
     kd: float = 0.0  # students: weight of the teacher's soft labels, (1 - kd)·L_GT + kd·T²·KL (Hinton)
     kd_temperature: float = 2.0  # T of the soft labels
+    dropout: float | None = None  # the encoder's dropout while pre-tuning only; None: the model's own `dropout`
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.epochs >= 0 else [("epochs", f"must be >= 0, got {self.epochs}")]
@@ -170,6 +171,10 @@ class PretuneConfig:
             out.append(("kd", f"must be in [0, 1], got {self.kd}"))
         if self.kd and self.train == "head":
             out.append(("kd", "needs train: all (a frozen encoder's head is fitted on labels alone)"))
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            out.append(("dropout", f"must be in [0, 1) or null, got {self.dropout}"))
+        elif self.dropout and self.train == "head":
+            out.append(("dropout", "needs train: all (a frozen encoder embeds each clip once, without dropout)"))
         return out
 
 

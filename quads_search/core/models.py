@@ -6,7 +6,9 @@ Whisper's published shape, or an explicit shape (randomly initialised).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -119,6 +121,22 @@ def model_from_arch(arch: dict, num_classes: int) -> SLUModel:
     with torch.no_grad():
         model.encoder.embed_positions.weight.copy_(sinusoids(*model.encoder.embed_positions.weight.shape))
     return model
+
+
+@contextmanager
+def dropout_set_to(model: SLUModel, p: float | None) -> Iterator[None]:
+    """Within the block, the encoder drops hidden states (after each attention and FFN block, as
+    Whisper does) with probability `p`; afterwards its own `dropout` again. None changes nothing.
+    A pre-tuning can regularise this way without the trials, which load the saved arch, inheriting it."""
+    layers = [model.encoder, *model.encoder.layers]
+    if p is not None:
+        for layer in layers:
+            layer.dropout = p
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.dropout = model.encoder.config.dropout
 
 
 def trainable_parameters(model: nn.Module) -> int:

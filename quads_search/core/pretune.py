@@ -30,7 +30,7 @@ from quads_search.core.epochs import (
     train_epoch,
 )
 from quads_search.core.losses import cross_entropy, soft_cross_entropy
-from quads_search.core.models import SLUModel, build_model, model_from_arch
+from quads_search.core.models import SLUModel, build_model, dropout_set_to, model_from_arch
 from quads_search.data import SPLITS, FeatureData, FeatureSplit
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ def _final_record(model: torch.nn.Module, valid: FeatureSplit, test: FeatureSpli
 def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig, fit: FitSettings, role: str,
                       out: Path | None = None, soft_targets: SoftTargets | None = None) -> dict:
     """Train encoder and head on L_GT (and the teacher's soft labels, where `pretune.kd` > 0) for
-    `pretune.epochs`; the per-epoch history and final metrics. Progress lines start with `role`."""
+    `pretune.epochs`, at `pretune.dropout` where set; the per-epoch history and final metrics.
+    Progress lines start with `role`."""
     batch_size, device, eval_batch_size = fit.batch_size, fit.device, fit.eval_batch_size
     per_epoch = steps_per_epoch(len(data.train), batch_size)
     spec = OptimSpec(pretune.optimizer, pretune.lr, pretune.head_lr, cosine=pretune.cosine,
@@ -134,8 +135,9 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
 
     history = []
     for epoch in range(pretune.epochs):
-        loss = train_epoch(model, Feed(data.train, batch_size, generator, device, fit.augment), step_loss, optimizer,
-                           scheduler)
+        with dropout_set_to(model, pretune.dropout):
+            loss = train_epoch(model, Feed(data.train, batch_size, generator, device, fit.augment), step_loss,
+                               optimizer, scheduler)
         valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
         history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
         logger.info(f"{role} epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")

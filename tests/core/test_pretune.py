@@ -11,7 +11,7 @@ from quads_search.config.convert import ConfigError
 from quads_search.core.epochs import OptimSpec, make_optimizer, predict
 from quads_search.core.losses import soft_cross_entropy
 from quads_search.core.pretune import FitSettings, SoftTargets, fit_cross_entropy
-from quads_search.core.models import build_model
+from quads_search.core.models import build_model, dropout_set_to
 from quads_search.data import FeatureData, FeatureSplit
 from quads_search.sweep.space import load_sweep
 from tests.conftest import SPACE
@@ -74,3 +74,29 @@ def test_kd_is_refused_for_the_teacher_and_for_a_frozen_encoder():
         load_sweep(SPACE, ["student.pretune.kd=2"])
     with pytest.raises(ConfigError, match=r"student.pretune.kd \(line \d+\): needs train: all"):
         load_sweep(SPACE, ["student.pretune.kd=0.5", "student.pretune.train=head"])
+
+
+def test_pretune_dropout_acts_only_while_pre_tuning():
+    data = _separable_data()
+    x = data.train.features[:8]
+    torch.manual_seed(0)
+    model = build_model(StudentConfig(d_model=16, layers=1, heads=2, ffn=32), CLASSES, FRAMES).train()
+    with dropout_set_to(model, 0.5):
+        assert not torch.equal(model(x)[0], model(x)[0])
+    assert torch.equal(model(x)[0], model(x)[0])  # still in train mode: the model's own dropout, 0, again
+    fit = FitSettings(seed=0, batch_size=8, eval_batch_size=128, augment=False, device=torch.device("cpu"))
+    losses = {}
+    for p in (None, 0.3):
+        torch.manual_seed(0)
+        model = build_model(StudentConfig(d_model=16, layers=1, heads=2, ffn=32), CLASSES, FRAMES)
+        record = fit_cross_entropy(model, data, PretuneConfig(epochs=2, lr=3e-3, head_lr=3e-3, dropout=p), fit, "s")
+        losses[p] = [h["loss"] for h in record["history"]]
+        assert {layer.dropout for layer in [model.encoder, *model.encoder.layers]} == {0.0}
+    assert losses[0.3] != losses[None]
+
+
+def test_pretune_dropout_is_a_probability_and_needs_a_trained_encoder():
+    with pytest.raises(ConfigError, match=r"student.pretune.dropout \(line \d+\): must be in \[0, 1\) or null, got 1"):
+        load_sweep(SPACE, ["student.pretune.dropout=1"])
+    with pytest.raises(ConfigError, match=r"student.pretune.dropout \(line \d+\): needs train: all"):
+        load_sweep(SPACE, ["student.pretune.dropout=0.1", "student.pretune.train=head"])
