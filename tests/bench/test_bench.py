@@ -183,3 +183,20 @@ def test_every_bench_with_a_main_runs_it_under_python_m():
         if has_main and not guarded:
             missing.append(path.name)
     assert missing == []
+
+
+def test_per_accent_accuracy_averages_over_speakers_and_seeds():
+    from bench.speakers import by_accent
+
+    def run(a: float, b: float) -> dict:
+        rows = {"en-gb-x-rp_m1_r140_p50": {"student": a, "teacher": 0.9, "clips": 62},
+                "en-gb-x-rp_f2_r200_p25": {"student": b, "teacher": 0.8, "clips": 62},
+                "en-us_ed_r160_p30": {"student": 1.0, "teacher": 1.0, "clips": 62}}
+        return {"valid": rows, "test": rows}
+
+    accents = by_accent({0: run(0.4, 0.6), 1: run(0.6, 0.8)})["test"]
+    assert list(accents) == ["en-gb-x-rp", "en-us"]
+    assert accents["en-gb-x-rp"]["speakers"] == 2
+    assert accents["en-gb-x-rp"]["student"] == pytest.approx(0.6)
+    assert accents["en-gb-x-rp"]["teacher"] == pytest.approx(0.85)
+    assert accents["en-us"] == {"speakers": 1, "student": 1.0, "teacher": 1.0}
