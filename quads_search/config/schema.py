@@ -195,7 +195,8 @@ class StudentConfig(ModelConfig):
     """The student Φ that gets distilled and quantized."""
 
     pooling: Pooling = "max"  # docs/decisions.md: student pooling
-    pretune: PretuneConfig = field(default_factory=lambda: PretuneConfig(lr=3e-3, head_lr=3e-3, warmup=1, kd=0.5))
+    pretune: PretuneConfig = field(default_factory=lambda: PretuneConfig(lr=3e-3, head_lr=3e-3, warmup=1, kd=0.5,
+                                                                       dropout=0.2))  # docs/decisions.md
 
 
 @dataclass(frozen=True)
