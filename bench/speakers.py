@@ -39,7 +39,7 @@ def per_speaker(seed: int, cache_dir: str, holdout: str) -> dict[str, dict[str, 
     out = {}
     for split in SPLITS:
         data = getattr(prepared.data, split)
-        student = predict(prepared.student, data, 256, prepared.device).tolist()
+        student = predict(prepared.student, data, cfg.training.eval_batch_size, prepared.device).tolist()
         with torch.no_grad():
             taught = teacher.model.head(z[split].to(prepared.device)).argmax(1).tolist()
         counts = defaultdict(lambda: [0, 0, 0])

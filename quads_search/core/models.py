@@ -128,10 +128,12 @@ def dropout_set_to(model: SLUModel, p: float | None) -> Iterator[None]:
     """Within the block, the encoder drops hidden states (after each attention and FFN block, as
     Whisper does) with probability `p`; afterwards its own `dropout` again. None changes nothing.
     A pre-tuning can regularise this way without the trials, which load the saved arch, inheriting it."""
+    if p is None:
+        yield
+        return
     layers = [model.encoder, *model.encoder.layers]
-    if p is not None:
-        for layer in layers:
-            layer.dropout = p
+    for layer in layers:
+        layer.dropout = p
     try:
         yield
     finally:

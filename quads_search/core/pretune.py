@@ -134,13 +134,13 @@ def fit_cross_entropy(model: SLUModel, data: FeatureData, pretune: PretuneConfig
         return (1 - pretune.kd) * ce + pretune.kd * soft
 
     history = []
-    for epoch in range(pretune.epochs):
-        with dropout_set_to(model, pretune.dropout):
+    with dropout_set_to(model, pretune.dropout):  # evaluation runs in eval mode: no dropout there
+        for epoch in range(pretune.epochs):
             loss = train_epoch(model, Feed(data.train, batch_size, generator, device, fit.augment), step_loss,
                                optimizer, scheduler)
-        valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
-        history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
-        logger.info(f"{role} epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
+            valid = evaluate(model, data.valid, eval_batch_size, device, len(data.intents))
+            history.append({"epoch": epoch + 1, "loss": loss, **{f"valid_{k}": v for k, v in valid.items()}})
+            logger.info(f"{role} epoch {epoch + 1}/{pretune.epochs} loss {loss:.3f} valid acc {valid['accuracy']:.3f}")
     return _final_record(model, data.valid, data.test, len(data.intents), history, device, eval_batch_size)
 
 
